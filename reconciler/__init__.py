@@ -1,0 +1,3 @@
+"""reconciler: a declarative GitOps reconciler for Atlan tenants."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,125 @@
+"""The command line. This module is the only error boundary: it catches ``ReconcilerError``,
+prints ``Error: <summary>`` and a hint, and maps to the exit codes in ``exitcodes``. Tracebacks
+appear only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from reconciler import __version__
+from reconciler.errors import ReconcilerError, UsageError
+from reconciler.exitcodes import ExitCode
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="reconciler")
+@click.option("--debug", is_flag=True, help="Log every HTTP request (Authorization redacted) and show tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Declarative GitOps reconciler for Atlan tenants."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    if debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+        logging.getLogger("urllib3").setLevel(logging.INFO)
+
+
+@cli.group()
+def sandbox() -> None:
+    """Run the sandbox tenant, a local emulator of the Atlan tenant API."""
+
+
+@sandbox.command("serve")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Port on 127.0.0.1 (0 picks a free one).")
+@click.option("--token", default="sandbox-token", show_default=True, help="Bearer token clients must send.")
+@click.option("--state-file", type=click.Path(dir_okay=False), default=".reconciler/sandbox.json", show_default=True,
+              help="JSON file the tenant state is kept in (survives restarts).")
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, help="Added to every API request.")
+@click.option("--jitter-ms", type=click.FloatRange(min=0), default=0.0, help="Random extra latency, up to this.")
+@click.option("--fault-rate", type=click.FloatRange(0, 1), default=0.0, help="Share of API requests answered with a fault.")
+@click.option("--fault-kinds", default="429,502,503,504,drop", show_default=True,
+              help="Comma-separated faults to choose from: 429, 500, 502, 503, 504, drop, drop-after.")
+@click.option("--rate-limit", type=click.FloatRange(min=0), default=0.0,
+              help="Requests per second before answering 429 with Retry-After (0: no limit).")
+@click.option("--rate-burst", type=click.IntRange(min=0), default=0, help="Token-bucket size for --rate-limit.")
+@click.option("--seed", type=int, default=None, help="Seed for ids, faults and run outcomes (deterministic runs).")
+@click.option("--expose-schedules", is_flag=True, help="Return attached schedules from GET v1/app/{slug} (the real API hides them).")
+@click.option("--run-pending-s", type=click.FloatRange(min=0), default=0.5, show_default=True)
+@click.option("--run-running-s", type=click.FloatRange(min=0), default=2.0, show_default=True)
+@click.option("--run-failure-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+def sandbox_serve(port: int, token: str, state_file: str, fault_kinds: str, **options: Any) -> None:
+    """Serve the sandbox tenant until interrupted."""
+    import signal
+    import threading
+
+    from reconciler.sandbox import Sandbox, SandboxConfig
+    from reconciler.sandbox.store import StateFileError
+
+    config = SandboxConfig(token=token, state_file=state_file,
+                           fault_kinds=tuple(k.strip() for k in fault_kinds.split(",") if k.strip()), **options)
+    try:
+        config.validate()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        server = Sandbox(config).start(port)
+    except StateFileError as exc:
+        raise ReconcilerError(str(exc)) from None
+    except OSError as exc:
+        raise ReconcilerError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}",
+                              hint="Pick another --port, or 0 for a free one.") from None
+    api = server.base_url
+    click.echo(f"Sandbox tenant listening on {api} (state in {state_file})")
+    click.echo("Point the reconciler (or any Atlan SDK) at it with:")
+    click.echo(f"  export ATLAN_BASE_URL={api}")
+    click.echo(f"  export ATLAN_API_KEY={token}")
+    sys.stdout.flush()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        click.echo("Sandbox stopped; state saved.", err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and turn every outcome into an exit code."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        code = cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(ExitCode.ERROR)
+    except click.UsageError as exc:
+        exc.show()
+        sys.exit(ExitCode.USAGE)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(ExitCode.ERROR)
+    except UsageError as exc:
+        _report(exc, debug)
+        sys.exit(ExitCode.USAGE)
+    except ReconcilerError as exc:
+        _report(exc, debug)
+        sys.exit(ExitCode.ERROR)
+    sys.exit(code if isinstance(code, int) else ExitCode.OK)
+
+
+def _report(exc: ReconcilerError, debug: bool) -> None:
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    click.echo(f"Error: {exc}", err=True)
+    if exc.hint:
+        click.echo(f"Hint: {exc.hint}", err=True)

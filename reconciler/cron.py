@@ -1,0 +1,61 @@
+"""Cron expressions and IANA timezones: validation and fire times, in one place.
+
+Schedules are standard five-field cron expressions or one of the ``@daily``-style macros. Pure
+functions; croniter does the parsing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+from croniter import croniter
+
+MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
+def cron_problem(expr: object) -> str | None:
+    """Why ``expr`` is not a usable cron expression, or None when it is."""
+    if not isinstance(expr, str) or not expr.strip():
+        return "a cron expression must be a non-empty string such as '0 9 * * *'"
+    text = expr.strip()
+    if text.startswith("@"):
+        if text.lower() in MACROS:
+            return None
+        return f"unknown cron macro {text!r}; use one of {', '.join(sorted(MACROS))}"
+    fields = text.split()
+    if len(fields) != 5:
+        return (
+            f"cron expression {text!r} has {len(fields)} fields; write five: "
+            "minute hour day-of-month month day-of-week, e.g. '0 9 * * *'"
+        )
+    if not croniter.is_valid(text):
+        return f"cron expression {text!r} has a value out of range or an unknown name"
+    return None
+
+
+def timezone_problem(name: object) -> str | None:
+    """Why ``name`` is not an IANA timezone, or None when it is."""
+    if not isinstance(name, str) or not name:
+        return "a timezone must be an IANA name such as 'UTC' or 'Europe/Paris'"
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return f"unknown IANA timezone {name!r}; use a name such as 'UTC', 'Asia/Kolkata' or 'Europe/Paris'"
+    return None
+
+
+def next_fire_times(expr: str, timezone: str, count: int, after: dt.datetime) -> list[dt.datetime]:
+    """The next ``count`` fire times of a valid schedule, in its timezone, strictly after ``after``."""
+    tz = zoneinfo.ZoneInfo(timezone)
+    text = MACROS.get(expr.strip().lower(), expr.strip())
+    it = croniter(text, after.astimezone(tz))
+    return [it.get_next(dt.datetime) for _ in range(count)]

@@ -1,0 +1,116 @@
+"""The error tree. Only the CLI catches these (one error boundary) and maps them to exit codes.
+
+Every error carries a one-line summary (``str(err)``) and an optional ``hint`` that tells the
+user what to do next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class ReconcilerError(Exception):
+    """Base class of every error the tool raises on purpose."""
+
+    hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+
+class UsageError(ReconcilerError):
+    """The command line or the environment is wrong (exit 64)."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One field-level problem reported by the server, e.g. an input that fails the contract."""
+
+    location: str
+    message: str
+    kind: str = ""
+
+
+class ApiError(ReconcilerError):
+    """The tenant answered with an error status, or could not be reached.
+
+    Carries the HTTP status (``None`` when no answer came), the method and URL of the call, the
+    server's own message and error code, and any field-level errors it listed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None,
+        method: str,
+        url: str,
+        code: Any = None,
+        field_errors: tuple[FieldError, ...] = (),
+        body: Any = None,
+        hint: str | None = None,
+    ) -> None:
+        self.status = status
+        self.method = method
+        self.url = url
+        self.server_message = message
+        self.code = code
+        self.field_errors = tuple(field_errors)
+        self.body = body
+        where = f"{method} {url}"
+        prefix = f"HTTP {status}" if status is not None else "no answer"
+        super().__init__(f"{prefix} from {where}: {message}", hint=hint)
+
+
+class AuthenticationError(ApiError):
+    hint = "Check ATLAN_API_KEY: the tenant rejected the token (expired, revoked, or for another tenant)."
+
+
+class PermissionDeniedError(ApiError):
+    hint = "The API token lacks the permission for this call; ask a tenant admin to grant it."
+
+
+class NotFoundError(ApiError):
+    pass
+
+
+class ConflictError(ApiError):
+    pass
+
+
+class InvalidRequestError(ApiError):
+    pass
+
+
+class RateLimitedError(ApiError):
+    hint = "The tenant kept throttling after every retry; lower --parallelism or try again later."
+
+
+class ServerError(ApiError):
+    pass
+
+
+class ApiConnectionError(ApiError):
+    hint = "Check ATLAN_BASE_URL and the network; the call was retried before giving up."
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    400: InvalidRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: InvalidRequestError,
+    429: RateLimitedError,
+}
+
+
+def api_error_class(status: int) -> type[ApiError]:
+    """The typed ApiError leaf for an HTTP status."""
+    if status in _BY_STATUS:
+        return _BY_STATUS[status]
+    return ServerError if status >= 500 else ApiError
+

@@ -1,0 +1,259 @@
+"""Legacy (Argo) workflow API of the sandbox tenant (ATLAN_API §4): template and run search,
+create-and-run, update by POST of the whole template, schedules as annotations (with the derived
+``<name>-cron`` object), rerun, stop and archive. Both the ``workflows/…`` and the
+``package-workflows/…`` variants are served. Phases are limited to the five the SDK can parse.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from reconciler import cron
+from reconciler.sandbox.apps import iso
+from reconciler.sandbox.credentials import vault
+from reconciler.sandbox.routing import HttpError, Request, Router, bad_request, not_found, require_object
+from reconciler.sandbox.search import search
+
+router = Router()
+
+SCHEDULE_ANNOTATION = "orchestration.atlan.com/schedule"
+TIMEZONE_ANNOTATION = "orchestration.atlan.com/timezone"
+CREATOR = "service-account-apikey-reconciler"
+
+
+def _active_template(data: dict[str, Any], name: str) -> dict[str, Any]:
+    entry = data["templates"].get(name)
+    if entry is None or entry["archived"]:
+        raise not_found(f"workflow template {name!r}")
+    return entry
+
+
+def _check_annotations(metadata: dict[str, Any]) -> None:
+    annotations = metadata.get("annotations") or {}
+    if not isinstance(annotations, dict):
+        raise bad_request("metadata.annotations must be an object")
+    schedule = annotations.get(SCHEDULE_ANNOTATION)
+    if schedule is not None:
+        problem = cron.cron_problem(schedule)
+        if problem:
+            raise bad_request(f"annotation {SCHEDULE_ANNOTATION}: {problem}")
+        problem = cron.timezone_problem(annotations.get(TIMEZONE_ANNOTATION, "UTC"))
+        if problem:
+            raise bad_request(f"annotation {TIMEZONE_ANNOTATION}: {problem}")
+
+
+def _check_spec(spec: Any) -> dict[str, Any]:
+    spec = require_object(spec, "spec")
+    if not isinstance(spec.get("templates"), list) or not spec["templates"]:
+        raise bad_request("spec.templates must be a non-empty list")
+    return spec
+
+
+def _phase(ctx: Any, run: dict[str, Any]) -> str:
+    if run.get("stopped_at") is not None:
+        return "Failed"  # Argo's Stopped is not a phase the SDK can parse
+    elapsed = ctx.store.now() - run["created_at"]
+    if elapsed < run["pending_s"]:
+        return "Pending"
+    if elapsed < run["pending_s"] + run["running_s"]:
+        return "Running"
+    return str(run["outcome"])
+
+
+def render_run(ctx: Any, run: dict[str, Any]) -> dict[str, Any]:
+    phase = _phase(ctx, run)
+    status: dict[str, Any] = {"phase": phase, "startedAt": iso(run["created_at"]), "progress": "0/1"}
+    if phase in ("Succeeded", "Failed"):
+        end = run.get("stopped_at") or run["created_at"] + run["pending_s"] + run["running_s"]
+        status["finishedAt"] = iso(end)
+        status["progress"] = "1/1" if phase == "Succeeded" else "0/1"
+        if run.get("stopped_at") is not None:
+            status["message"] = "Stopped with strategy 'Stop'"
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {
+            "name": run["name"],
+            "namespace": "default",
+            "creationTimestamp": iso(run["created_at"]),
+            "labels": {"workflows.argoproj.io/phase": phase, "workflows.argoproj.io/creator": CREATOR,
+                       "workflows.argoproj.io/workflow-template": run["template"]},
+        },
+        "spec": {"workflowTemplateRef": {"name": run["template"]}},
+        "status": status,
+    }
+
+
+def _new_run(ctx: Any, template: str) -> dict[str, Any]:
+    data = ctx.store.data
+    while True:
+        name = f"{template}-{ctx.store.new_suffix(5)}"
+        if name not in data["workflow_runs"]:
+            break
+    cfg = ctx.config
+    run = {
+        "name": name,
+        "template": template,
+        "created_at": ctx.store.now(),
+        "pending_s": cfg.run_pending_s,
+        "running_s": cfg.run_running_s,
+        "outcome": "Failed" if ctx.store.rng.random() < cfg.run_failure_rate else "Succeeded",
+        "stopped_at": None,
+        "seq": ctx.store.next_seq(),
+    }
+    data["workflow_runs"][name] = run
+    return run
+
+
+def _cron_object(entry: dict[str, Any]) -> dict[str, Any] | None:
+    source = entry["source"]
+    annotations = source["metadata"].get("annotations") or {}
+    schedule = annotations.get(SCHEDULE_ANNOTATION)
+    if entry["archived"] or not schedule:
+        return None
+    name = source["metadata"]["name"]
+    return {
+        "metadata": {"name": f"{name}-cron", "namespace": "default", "creationTimestamp": source["metadata"].get("creationTimestamp")},
+        "spec": {
+            "schedule": schedule,
+            "timezone": annotations.get(TIMEZONE_ANNOTATION, "UTC"),
+            "workflowSpec": {"workflowTemplateRef": {"name": name}},
+            "concurrencyPolicy": "Allow",
+            "startingDeadlineSeconds": 0,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 1,
+        },
+        "status": {"active": [], "conditions": [], "lastScheduledTime": None},
+        "workflowMetadata": copy.deepcopy(source["spec"].get("workflowMetadata")),
+    }
+
+
+def _workflow_response(source: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": copy.deepcopy(source["metadata"]), "spec": copy.deepcopy(source["spec"])}
+
+
+def _register(prefix: str) -> None:
+    """Routes served under both `workflows` and `package-workflows`. Literal paths come first."""
+
+    @router.route("POST", f"{prefix}/submit")
+    def rerun(ctx: Any, req: Request) -> dict[str, Any]:
+        body = require_object(req.body, "rerun body")
+        if body.get("resourceKind", "WorkflowTemplate") != "WorkflowTemplate":
+            raise bad_request("resourceKind must be 'WorkflowTemplate'")
+        name = body.get("resourceName")
+        if not isinstance(name, str) or not name:
+            raise bad_request("resourceName is required")
+        with ctx.store.mutate() as data:
+            _active_template(data, name)
+            return render_run(ctx, _new_run(ctx, name))
+
+    @router.route("POST", prefix)
+    def create_and_run(ctx: Any, req: Request) -> dict[str, Any]:
+        body = require_object(req.body, "workflow body")
+        metadata = require_object(body.get("metadata"), "metadata")
+        name = metadata.get("name")
+        if not isinstance(name, str) or not name:
+            raise bad_request("metadata.name is required")
+        spec = _check_spec(body.get("spec"))
+        _check_annotations(metadata)
+        with ctx.store.mutate() as data:
+            existing = data["templates"].get(name)
+            if existing is not None and not existing["archived"]:
+                raise HttpError(409, f"workflow template {name!r} already exists", code=409)
+            spec_text = json.dumps(spec)
+            for item in body.get("payload") or []:
+                if isinstance(item, dict) and item.get("type") == "credential" and isinstance(item.get("body"), dict):
+                    guid = vault(ctx.store, item["body"], created_by=CREATOR)
+                    spec_text = spec_text.replace("{{" + str(item.get("parameter")) + "}}", guid)
+            source = {
+                "apiVersion": "argoproj.io/v1alpha1",
+                "kind": "WorkflowTemplate",
+                "metadata": {**copy.deepcopy(metadata), "namespace": "default", "creationTimestamp": iso(ctx.store.now()),
+                             "uid": ctx.store.new_guid(), "resourceVersion": "1", "generation": 1},
+                "spec": json.loads(spec_text),
+            }
+            data["templates"][name] = {"source": source, "archived": False}
+            if req.params.get("submit", "").lower() == "true":
+                _new_run(ctx, name)
+            return {**_workflow_response(source), "payload": []}
+
+    @router.route("POST", f"{prefix}/{{name}}")
+    def update_template(ctx: Any, req: Request, name: str) -> dict[str, Any]:
+        body = require_object(req.body, "workflow body")
+        metadata = require_object(body.get("metadata"), "metadata")
+        if metadata.get("name", name) != name:
+            raise bad_request(f"metadata.name {metadata.get('name')!r} does not match {name!r} in the path")
+        spec = _check_spec(body.get("spec"))
+        _check_annotations(metadata)
+        with ctx.store.mutate() as data:
+            source = _active_template(data, name)["source"]
+            kept = source["metadata"]
+            new_metadata = copy.deepcopy(metadata)
+            # Server-owned metadata is kept, whatever the client echoes; the rest is replaced.
+            for key in ("name", "namespace", "uid", "creationTimestamp"):
+                if key in kept:
+                    new_metadata[key] = kept[key]
+            new_metadata["resourceVersion"] = str(int(kept.get("resourceVersion", "1")) + 1)
+            new_metadata["generation"] = int(kept.get("generation", 1)) + 1
+            source["metadata"] = new_metadata
+            source["spec"] = copy.deepcopy(spec)
+            return _workflow_response(source)
+
+    @router.route("POST", f"{prefix}/{{name}}/archive")
+    def archive_template(ctx: Any, req: Request, name: str) -> dict[str, Any]:
+        with ctx.store.mutate() as data:
+            _active_template(data, name)["archived"] = True
+            return {"name": name, "archived": True, "message": "workflow template archived"}
+
+
+@router.route("POST", "workflows/indexsearch")
+def search_templates(ctx: Any, req: Request) -> dict[str, Any]:
+    request = require_object(req.body or {}, "search request")
+    with ctx.store.read() as data:
+        docs = [(name, copy.deepcopy(e["source"])) for name, e in data["templates"].items() if not e["archived"]]
+    return search(docs, request, "atlan-workflow-templates")
+
+
+@router.route("POST", "runs/indexsearch")
+def search_runs(ctx: Any, req: Request) -> dict[str, Any]:
+    request = require_object(req.body or {}, "search request")
+    with ctx.store.read() as data:
+        docs = [(name, render_run(ctx, run)) for name, run in data["workflow_runs"].items()]
+    return search(docs, request, "atlan-workflow-runs")
+
+
+@router.route("POST", "runs/{run_name}/stop")
+def stop_run(ctx: Any, req: Request, run_name: str) -> dict[str, Any]:
+    with ctx.store.mutate() as data:
+        run = data["workflow_runs"].get(run_name)
+        if run is None:
+            raise not_found(f"workflow run {run_name!r}")
+        if _phase(ctx, run) in ("Pending", "Running"):
+            run["stopped_at"] = ctx.store.now()
+        return render_run(ctx, run)
+
+
+@router.route("GET", "runs/cron")
+def list_cron(ctx: Any, req: Request) -> dict[str, Any]:
+    with ctx.store.read() as data:
+        items = [c for c in (_cron_object(e) for e in data["templates"].values()) if c is not None]
+    return {"items": items}
+
+
+@router.route("GET", "runs/cron/{cron_name}")
+def get_cron(ctx: Any, req: Request, cron_name: str) -> dict[str, Any]:
+    name = cron_name[: -len("-cron")] if cron_name.endswith("-cron") else cron_name
+    with ctx.store.read() as data:
+        entry = data["templates"].get(name)
+        found = _cron_object(entry) if entry is not None else None
+    if found is None:
+        raise not_found(f"cron workflow {cron_name!r}")
+    return found
+
+
+# `workflows/indexsearch` is registered above; the literal routes of each prefix then win over
+# `{prefix}/{name}` because they are registered first.
+for _prefix in ("workflows", "package-workflows"):
+    _register(_prefix)

@@ -1,0 +1,110 @@
+"""Request, error and route-table types shared by the sandbox's API modules.
+
+Each API module (apps, credentials, legacy) owns a ``Router`` and registers handlers on it with
+path templates relative to ``/api/service/``. Handlers take the sandbox context, the parsed
+request and the path parameters, and return a JSON object (always answered with 200) or raise
+``HttpError``. No I/O happens here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+Handler = Callable[..., Any]
+
+
+class HttpError(Exception):
+    """An error answer. The body is always a JSON object with at least ``message``."""
+
+    def __init__(self, status: int, message: str, *, code: Any = None, extra: Mapping[str, Any] | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        body: dict[str, Any] = {}
+        # Some answers (the duplicate-name 409) carry no code key at all, as on the real server.
+        if code is not None:
+            body["code"] = code
+        body["message"] = message
+        body.update(extra or {})
+        self.body = body
+        self.headers = dict(headers or {})
+
+
+def bad_request(message: str, *, causes: list[dict[str, Any]] | None = None, code: Any = 400) -> HttpError:
+    extra = {"causes": causes} if causes else None
+    return HttpError(400, message, code=code, extra=extra)
+
+
+def not_found(what: str) -> HttpError:
+    return HttpError(404, f"{what} not found", code=404)
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # relative to /api/service/, no leading slash
+    params: dict[str, str]  # query string, first value of each key ("+" already decoded to space)
+    body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    template: str
+    pattern: re.Pattern[str]
+    handler: Handler
+
+
+class Router:
+    """A route table: ``@router.route("GET", "v1/app/{slug}")``."""
+
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def route(self, method: str, template: str) -> Callable[[Handler], Handler]:
+        regex = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$"
+
+        def register(handler: Handler) -> Handler:
+            self.routes.append(Route(method, template, re.compile(regex), handler))
+            return handler
+
+        return register
+
+    def include(self, other: "Router") -> None:
+        self.routes.extend(other.routes)
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        """The route for a request; raises 404 (no such path) or 405 (path exists, method does not)."""
+        path_known = False
+        for route in self.routes:
+            m = route.pattern.match(path)
+            if m is None:
+                continue
+            path_known = True
+            if route.method == method:
+                return route, m.groupdict()
+        if path_known:
+            raise HttpError(405, f"method {method} is not allowed on /api/service/{path}", code=405)
+        raise HttpError(404, f"no API endpoint at /api/service/{path}", code=404)
+
+
+def require_object(body: Any, what: str) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise bad_request(f"{what} must be a JSON object")
+    return body
+
+
+def int_param(params: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_request(f"query parameter {name!r} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise bad_request(f"query parameter {name!r} must be at least {minimum}, got {value}")
+    return value

@@ -1,0 +1,201 @@
+"""The Elasticsearch query subset the SDK sends to ``workflows/indexsearch`` and ``runs/indexsearch``
+(ATLAN_API §4.2): bool (must, filter, should, must_not), nested, term, terms, regexp, prefix,
+exists, range, match, match_all; ``.keyword`` suffixes; dotted label keys such as
+``metadata.labels.workflows.argoproj.io/phase``; ``_id``; from/size; sort.
+
+Pure functions over (id, source) pairs. An unsupported clause is a 400 that names it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+from reconciler.sandbox.routing import bad_request
+
+SUPPORTED = ("bool", "nested", "term", "terms", "regexp", "prefix", "exists", "range", "match", "match_all")
+
+
+def field_values(node: Any, path: str) -> list[Any]:
+    """Every value at a dotted path; keys may themselves contain dots (Kubernetes label keys)."""
+    if path == "":
+        return list(_flatten(node))
+    if isinstance(node, list):
+        return [v for item in node for v in field_values(item, path)]
+    if not isinstance(node, dict):
+        return []
+    out: list[Any] = []
+    for key, child in node.items():
+        if path == key:
+            out.extend(_flatten(child))
+        elif path.startswith(key + "."):
+            out.extend(field_values(child, path[len(key) + 1 :]))
+    return out
+
+
+def _flatten(value: Any) -> Iterable[Any]:
+    if isinstance(value, list):
+        for item in value:
+            yield from _flatten(item)
+    else:
+        yield value
+
+
+def _values(doc_id: str, source: dict[str, Any], field: str) -> list[Any]:
+    if field.endswith(".keyword"):
+        field = field[: -len(".keyword")]
+    if field == "_id":
+        return [doc_id]
+    return field_values(source, field)
+
+
+def _single(clause: Any, name: str) -> tuple[str, Any]:
+    if not isinstance(clause, dict) or len(clause) != 1:
+        raise bad_request(f"'{name}' takes exactly one field")
+    return next(iter(clause.items()))
+
+
+def _operand(spec: Any, key: str = "value") -> tuple[Any, bool]:
+    if isinstance(spec, dict):
+        return spec.get(key), bool(spec.get("case_insensitive", False))
+    return spec, False
+
+
+def _eq(actual: Any, expected: Any, insensitive: bool) -> bool:
+    if insensitive and isinstance(actual, str) and isinstance(expected, str):
+        return actual.lower() == expected.lower()
+    return actual == expected or (isinstance(actual, (int, float, bool)) and str(actual).lower() == str(expected).lower())
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def matches(query: Any, doc_id: str, source: dict[str, Any]) -> bool:
+    if not query:
+        return True
+    if not isinstance(query, dict) or len(query) != 1:
+        raise bad_request("each query clause must be an object with exactly one key")
+    kind, body = next(iter(query.items()))
+    if kind == "match_all":
+        return True
+    if kind == "bool":
+        must = _as_list(body.get("must")) + _as_list(body.get("filter"))
+        should = _as_list(body.get("should"))
+        must_not = _as_list(body.get("must_not"))
+        if not all(matches(q, doc_id, source) for q in must):
+            return False
+        if any(matches(q, doc_id, source) for q in must_not):
+            return False
+        minimum = body.get("minimum_should_match", 0 if must else 1)
+        return not should or sum(matches(q, doc_id, source) for q in should) >= int(minimum)
+    if kind == "nested":
+        # Paths are resolved from the document root, so a nested query is its inner query.
+        return matches(body.get("query"), doc_id, source)
+    if kind == "exists":
+        return any(v is not None for v in _values(doc_id, source, body.get("field", "")))
+    field, spec = _single(body, kind)
+    values = _values(doc_id, source, field)
+    if kind == "term":
+        expected, insensitive = _operand(spec)
+        return any(_eq(v, expected, insensitive) for v in values)
+    if kind == "match":
+        expected, _ = _operand(spec, "query")
+        return any(_eq(v, expected, True) for v in values)
+    if kind == "terms":
+        return any(_eq(v, e, False) for v in values for e in _as_list(spec))
+    if kind == "prefix":
+        expected, insensitive = _operand(spec)
+        if insensitive:
+            return any(isinstance(v, str) and v.lower().startswith(str(expected).lower()) for v in values)
+        return any(isinstance(v, str) and v.startswith(str(expected)) for v in values)
+    if kind == "regexp":
+        expected, insensitive = _operand(spec)
+        try:
+            pattern = re.compile(str(expected), re.IGNORECASE if insensitive else 0)
+        except re.error as exc:
+            raise bad_request(f"invalid regexp {expected!r}: {exc}") from None
+        return any(isinstance(v, str) and pattern.fullmatch(v) is not None for v in values)
+    if kind == "range":
+        if not isinstance(spec, dict):
+            raise bad_request("'range' takes an object of gte/gt/lte/lt bounds")
+        return any(v is not None and _in_range(v, spec) for v in values)
+    raise bad_request(f"unsupported query clause {kind!r}; the sandbox supports {', '.join(SUPPORTED)}")
+
+
+def _in_range(value: Any, bounds: dict[str, Any]) -> bool:
+    try:
+        for op, bound in bounds.items():
+            if op == "gte" and not value >= bound:
+                return False
+            if op == "gt" and not value > bound:
+                return False
+            if op == "lte" and not value <= bound:
+                return False
+            if op == "lt" and not value < bound:
+                return False
+    except TypeError:
+        return False
+    return True
+
+
+def _sort_specs(sort: Any) -> list[tuple[str, bool]]:
+    specs = []
+    for item in _as_list(sort):
+        if isinstance(item, str):
+            specs.append((item, False))
+        elif isinstance(item, dict) and len(item) == 1:
+            field, spec = next(iter(item.items()))
+            order = spec.get("order", "asc") if isinstance(spec, dict) else spec
+            specs.append((field, str(order).lower() == "desc"))
+        else:
+            raise bad_request("each sort entry must be a field name or {field: {order}}")
+    return specs
+
+
+def search(docs: list[tuple[str, dict[str, Any]]], request: dict[str, Any], index: str) -> dict[str, Any]:
+    """Answer one search request over (id, source) documents."""
+    query = request.get("query")
+    post_filter = request.get("post_filter")
+    hits = [(i, s) for i, s in docs if matches(query, i, s) and matches(post_filter, i, s)]
+    specs = _sort_specs(request.get("sort"))
+
+    def sort_value(doc: tuple[str, dict[str, Any]], field: str) -> Any:
+        values = _values(doc[0], doc[1], field)
+        return values[0] if values else None
+
+    for field, descending in reversed(specs):
+        present = [d for d in hits if sort_value(d, field) is not None]
+        missing = [d for d in hits if sort_value(d, field) is None]
+        present.sort(key=lambda d: str(sort_value(d, field)) if not isinstance(sort_value(d, field), (int, float)) else sort_value(d, field),
+                     reverse=descending)
+        hits = present + missing
+    start = int(request.get("from", 0) or 0)
+    size = int(request.get("size", 10) if request.get("size") is not None else 10)
+    if start < 0 or size < 0:
+        raise bad_request("'from' and 'size' cannot be negative")
+    page = hits[start : start + size]
+    return {
+        "took": 1,
+        "timed_out": False,
+        "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+        "hits": {
+            "total": {"value": len(hits), "relation": "eq"},
+            "max_score": None,
+            "hits": [
+                {
+                    "_index": index,
+                    "_type": "_doc",
+                    "_id": doc_id,
+                    "_score": None,
+                    "_seq_no": n,
+                    "_primary_term": 1,
+                    "sort": [sort_value((doc_id, source), f) for f, _ in specs],
+                    "_source": source,
+                }
+                for n, (doc_id, source) in enumerate(page, start=start)
+            ],
+        },
+    }

@@ -1,0 +1,191 @@
+"""The sandbox's tenant state: one JSON document guarded by one lock, persisted atomically.
+
+Takes an optional state-file path and a seed; gives the API modules ``read()``/``mutate()``
+context managers over the document, plus id minting from a seeded generator. A background
+flusher writes the document (temp file + fsync + rename) at most ``persist_interval`` seconds
+after a change, and ``close()`` writes whatever is pending, so a restart finds every change that
+was acknowledged before a clean shutdown. With ``persist_interval=0`` every change is written
+before the request is answered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import random
+import string
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from reconciler.sandbox import catalogue
+
+STATE_FORMAT = 1
+
+
+class StateFileError(Exception):
+    """The state file exists but cannot be used; it is never overwritten in that case."""
+
+
+def empty_state() -> dict[str, Any]:
+    return {
+        "format": STATE_FORMAT,
+        "seq": 0,
+        "apps": {},
+        "schedules": {},
+        "runs": {},
+        "credentials": {},
+        "templates": {},
+        "workflow_runs": {},
+        "settings": {"failing_credentials": []},
+    }
+
+
+def seeded_state() -> dict[str, Any]:
+    """A fresh tenant: no apps or credentials, the UI-created legacy templates present."""
+    state = empty_state()
+    for source in catalogue.seeded_legacy_templates():
+        name = source["metadata"]["name"]
+        source["metadata"]["uid"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"sandbox/template/{name}"))
+        source["metadata"]["resourceVersion"] = "1"
+        state["templates"][name] = {"source": source, "archived": False}
+    return state
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a file so that a reader (or a crash) sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+class Store:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        seed: int | None = None,
+        persist_interval: float = 0.2,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path) if path else None
+        self.persist_interval = persist_interval
+        self.clock = clock
+        self.rng = random.Random(seed)
+        self._lock = threading.RLock()
+        self._dirty = threading.Event()
+        self._closed = threading.Event()
+        self.data = self._load()
+        self._flusher: threading.Thread | None = None
+        if self.path is not None and persist_interval > 0:
+            self._flusher = threading.Thread(target=self._flush_loop, name="sandbox-flusher", daemon=True)
+            self._flusher.start()
+
+    # -- access -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[dict[str, Any]]:
+        with self._lock:
+            yield self.data
+
+    @contextlib.contextmanager
+    def mutate(self) -> Iterator[dict[str, Any]]:
+        """Change the state; the change is persisted when the block exits without an exception.
+
+        Handlers validate before they change anything, so a block that raises leaves the document
+        as it was.
+        """
+        with self._lock:
+            yield self.data
+            if self.path is not None:
+                if self.persist_interval > 0:
+                    self._dirty.set()
+                else:
+                    self._write()
+
+    def reset(self) -> None:
+        with self.mutate() as data:
+            data.clear()
+            data.update(seeded_state())
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return copy.deepcopy(self.data)
+
+    # -- ids ----------------------------------------------------------------------------------
+
+    def next_seq(self) -> int:
+        with self._lock:
+            self.data["seq"] += 1
+            return int(self.data["seq"])
+
+    def new_guid(self) -> str:
+        with self._lock:
+            return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def new_suffix(self, length: int, alphabet: str = string.ascii_lowercase + string.digits) -> str:
+        with self._lock:
+            return "".join(self.rng.choice(alphabet) for _ in range(length))
+
+    def now(self) -> float:
+        return self.clock()
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def _load(self) -> dict[str, Any]:
+        if self.path is None or not self.path.exists():
+            return seeded_state()
+        try:
+            with self.path.open(encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise StateFileError(
+                f"sandbox state file {self.path} cannot be read ({exc}); move it aside or pass another --state-file"
+            ) from exc
+        if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+            raise StateFileError(
+                f"sandbox state file {self.path} is not a format-{STATE_FORMAT} sandbox state; "
+                "move it aside or pass another --state-file"
+            )
+        base = empty_state()
+        base.update(data)
+        return base
+
+    def _write(self) -> None:
+        assert self.path is not None
+        with self._lock:
+            text = json.dumps(self.data, separators=(",", ":"), sort_keys=True)
+        write_text_atomic(self.path, text)
+
+    def _flush_loop(self) -> None:
+        while not self._closed.is_set():
+            if not self._dirty.wait(timeout=0.5):
+                continue
+            self._closed.wait(self.persist_interval)
+            self._dirty.clear()
+            self._write()
+
+    def flush(self) -> None:
+        if self.path is not None:
+            self._dirty.clear()
+            self._write()
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._flusher is not None:
+            self._flusher.join(timeout=5)
+        self.flush()
