@@ -27,6 +27,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
     if debug:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
         logging.getLogger("urllib3").setLevel(logging.INFO)
+    else:
+        # Retries are counted and reported by the tool itself; urllib3's per-retry warnings are noise.
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
 @cli.group()

@@ -139,12 +139,12 @@ def _prepare_inputs(ctx: Any, spec: catalogue.AppSpec, entrypoint: str, contract
         new_guid = vault(ctx.store, raw_credential, created_by=OWNER)
         inputs["credential_guid"] = new_guid
         attributes["defaultCredentialGuid"] = new_guid
-    elif previous is not None and not inputs.get("credential_guid") and not attributes.get("defaultCredentialGuid"):
+    elif previous is not None and not inputs.get("credential_guid"):
         # Credential-preserving update: an omitted credential keeps the persisted one.
         if previous.get("credential_guid"):
             inputs["credential_guid"] = previous["credential_guid"]
         kept = (previous.get("connection") or {}).get("attributes", {}).get("defaultCredentialGuid")
-        if kept:
+        if kept and not attributes.get("defaultCredentialGuid"):
             attributes["defaultCredentialGuid"] = kept
     return inputs, qualified_name
 

@@ -168,7 +168,7 @@ class Store:
     def _write(self) -> None:
         assert self.path is not None
         with self._lock:
-            text = json.dumps(self.data, separators=(",", ":"), sort_keys=True)
+            text = json.dumps(self.data, separators=(",", ":"))  # key order is kept: reads must not change
         write_text_atomic(self.path, text)
 
     def _flush_loop(self) -> None:

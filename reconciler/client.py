@@ -1,0 +1,445 @@
+"""The tenant API client: one ``requests`` Session with bearer auth, timeouts and retries.
+
+Takes a base URL and an API key; gives one method per endpoint of ATLAN_API.md (App API,
+Credentials, roles, legacy workflows) plus generators over cursor and limit/offset pages. Every
+non-2xx answer becomes a typed ``ApiError`` carrying the status, method, URL, the server's
+message and its field-level errors.
+
+Retries are urllib3's ``Retry`` (through requests' ``HTTPAdapter``): 429, 502, 503, 504 and
+connection errors, up to ``max_retries`` times, for every method as the official SDK does, with
+full-jitter exponential backoff and ``Retry-After`` honoured (capped). A 500 is never retried:
+on ``submit`` it means a run is already active, and on a POST a retry could duplicate work.
+``create_app`` is safe to retry because the server answers a duplicate name with 409 and the
+existing slug, which is adopted.
+
+Request and response bodies are never logged (credential bodies carry secrets); ``--debug``
+logs method, URL, status, timing and headers with Authorization redacted.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from reconciler import __version__
+from reconciler.errors import ApiConnectionError, ApiError, ConflictError, FieldError, UsageError, api_error_class
+
+LOG = logging.getLogger("reconciler.http")
+
+API_PREFIX = "api/service/"
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+ALL_METHODS = frozenset({"HEAD", "GET", "OPTIONS", "POST", "PUT", "DELETE", "PATCH"})
+APP_LIST_PAGE = 200  # the largest page the App list serves (larger requests are clamped)
+CREDENTIAL_PAGE = 100
+SEARCH_PAGE = 100
+
+
+def join_url(base_url: str, path: str) -> str:
+    """``urljoin(urljoin(base_url, "api/service/"), path)``, exactly as the official SDK builds URLs.
+
+    A base URL with a path keeps that path only when it ends in "/" (urljoin replaces the last
+    segment otherwise); ``ApiClient`` warns about that case.
+    """
+    return urljoin(urljoin(base_url, API_PREFIX), path)
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: ("Bearer ***" if k.lower() == "authorization" else v) for k, v in headers.items()}
+
+
+class RetryCounter:
+    """Thread-safe tally of retries by reason ("429", "503", "connection", …)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_reason: collections.Counter[str] = collections.Counter()
+
+    def add(self, reason: str) -> None:
+        with self._lock:
+            self.by_reason[reason] += 1
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.by_reason.values())
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.by_reason)
+
+
+class JitterRetry(Retry):
+    """urllib3's Retry with full-jitter backoff (uniform between 0 and the exponential cap) and a
+    counter of the retries it grants. Everything else (which errors, Retry-After) is urllib3's."""
+
+    def __init__(self, *args: Any, counter: RetryCounter | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.counter = counter
+
+    def new(self, **kw: Any) -> "JitterRetry":
+        kw.setdefault("counter", self.counter)
+        return super().new(**kw)  # type: ignore[return-value]
+
+    def get_backoff_time(self) -> float:
+        attempts = len(self.history)
+        if attempts == 0 or self.backoff_factor <= 0:
+            return 0.0
+        return random.uniform(0, min(self.backoff_max, self.backoff_factor * (2 ** attempts)))
+
+    def increment(self, method: str | None = None, url: str | None = None, response: Any = None,
+                  error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> "JitterRetry":
+        new = super().increment(method, url, response, error, _pool, _stacktrace)  # raises when exhausted
+        reason = str(response.status) if response is not None and response.status else "connection"
+        if self.counter is not None:
+            self.counter.add(reason)
+        LOG.debug("retrying %s %s after %s (%d retries left)", method, url, reason, new.total)
+        return new  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class CreatedApp:
+    """The answer to an app create: a new workflow, or (``adopted``) the existing one of that name."""
+
+    slug: str
+    version: int | None
+    adopted: bool = False
+    run_id: str | None = None
+    schedule_trigger_id: str | None = None
+
+
+def _query_value(value: Any) -> Any:
+    # requests would send Python True as "True"; the API expects JSON-style booleans.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+class ApiClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 120.0,
+        max_retries: int = 5,
+        backoff_factor: float = 0.5,
+        backoff_max: float = 30.0,
+        retry_after_max: int = 120,
+        pool_size: int = 32,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise UsageError(
+                f"tenant base URL {base_url!r} is not an http(s) URL",
+                hint="Set ATLAN_BASE_URL to the tenant's address, e.g. https://acme.atlan.com",
+            )
+        if parts.path not in ("", "/") and not parts.path.endswith("/"):
+            LOG.warning("base URL %s has a path without a trailing slash: its last segment is dropped "
+                        "(as the official SDK does); add a '/' to keep it", base_url)
+        if not api_key:
+            raise UsageError("no API key given", hint="Set ATLAN_API_KEY to an API token of the tenant.")
+        self.base_url = base_url
+        self.timeout = (connect_timeout, read_timeout)
+        self.retries = RetryCounter()
+        self.calls = 0
+        self._calls_lock = threading.Lock()
+        retry = JitterRetry(
+            total=max_retries,
+            connect=max_retries,
+            read=max_retries,
+            status=max_retries,
+            other=0,
+            redirect=0,
+            allowed_methods=ALL_METHODS,
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=backoff_factor,
+            backoff_max=backoff_max,
+            retry_after_max=retry_after_max,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+            counter=self.retries,
+        )
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=pool_size, pool_maxsize=pool_size)
+        session = requests.Session()
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers.update(
+            {
+                "Authorization": f"Bearer {api_key}",
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+                "User-Agent": f"reconciler/{__version__}",
+            }
+        )
+        session.trust_env = True
+        self.session = session
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> "ApiClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transport ------------------------------------------------------------------------------
+
+    def call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None) -> Any:
+        """One logical API call (retried underneath). Returns the parsed JSON answer, None if empty."""
+        url = join_url(self.base_url, path)
+        query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
+        headers = {"X-Atlan-Request-Id": str(uuid.uuid4())}
+        data = json.dumps(body) if body is not None else None
+        with self._calls_lock:
+            self.calls += 1
+        started = time.monotonic()
+        if LOG.isEnabledFor(logging.DEBUG):
+            LOG.debug("--> %s %s params=%s headers=%s body=%s", method, url, sorted(query),
+                      redact_headers({**self.session.headers, **headers}), f"{len(data)} bytes" if data else "none")
+        try:
+            response = self.session.request(method, url, params=query, data=data, headers=headers, timeout=self.timeout)
+        except requests.exceptions.RequestException as exc:
+            raise ApiConnectionError(_transport_message(exc), status=None, method=method, url=url) from exc
+        LOG.debug("<-- %s %s %d in %.0f ms", method, url, response.status_code, (time.monotonic() - started) * 1000)
+        if not 200 <= response.status_code < 300:
+            raise _api_error(response, method, url)
+        if not response.content or not response.content.strip():
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(f"the answer is not JSON: {response.text[:200]!r}", status=response.status_code,
+                           method=method, url=url) from None
+
+    def stats(self) -> dict[str, Any]:
+        return {"calls": self.calls, "retries": self.retries.total, "retries_by_reason": self.retries.snapshot()}
+
+    def iter_cursor(self, path: str, items_key: str, *, params: Mapping[str, Any] | None = None,
+                    page_size: int | None = None) -> Iterator[dict[str, Any]]:
+        """Items of a cursor-paginated list (``has_more`` / ``next_cursor``)."""
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            query = dict(params or {})
+            if page_size:
+                query["limit"] = page_size
+            if cursor:
+                query["cursor"] = cursor
+            page = self.call("GET", path, params=query) or {}
+            yield from page.get(items_key) or []
+            cursor = page.get("next_cursor")
+            if not page.get("has_more") or not cursor:
+                return
+            if cursor in seen:
+                raise ApiError(f"the server repeated cursor {cursor!r}; stopping to avoid an endless listing",
+                               status=200, method="GET", url=join_url(self.base_url, path))
+            seen.add(cursor)
+
+    def iter_offset(self, path: str, items_key: str, *, params: Mapping[str, Any] | None = None,
+                    page_size: int = CREDENTIAL_PAGE) -> Iterator[dict[str, Any]]:
+        """Items of a limit/offset-paginated list; stops at the first short page."""
+        offset = 0
+        while True:
+            page = self.call("GET", path, params={**(params or {}), "limit": page_size, "offset": offset}) or {}
+            records = page.get(items_key) or []
+            yield from records
+            if len(records) < page_size:
+                return
+            offset += len(records)
+
+    # -- App API ----------------------------------------------------------------------------------
+
+    def describe_app(self, app_id: str) -> dict[str, Any]:
+        return self.call("GET", f"v1/apps/{app_id}")
+
+    def get_input_contract(self, app_id: str, entrypoint: str | None = None) -> dict[str, Any]:
+        return self.call("GET", f"v1/apps/{app_id}/inputs", params={"entrypoint": entrypoint or None})
+
+    def create_app(self, app_id: str, name: str, inputs: dict[str, Any], *, entrypoint: str | None = None,
+                   schedule: dict[str, str] | None = None, run: bool = False) -> CreatedApp:
+        """Create a workflow, or adopt the existing one when the name is taken (409).
+
+        ``run`` is always sent: the server would submit a run when it is omitted.
+        """
+        body: dict[str, Any] = {"app_id": app_id, "name": name, "inputs": inputs, "run": run}
+        if entrypoint:
+            body["entrypoint"] = entrypoint
+        if schedule is not None:
+            body["schedule"] = schedule
+        try:
+            answer = self.call("POST", "v1/app", body=body)
+        except ConflictError as conflict:
+            return self._adopt(name, conflict)
+        return CreatedApp(slug=answer["slug"], version=answer.get("version"), run_id=answer.get("run_id"),
+                          schedule_trigger_id=answer.get("schedule_trigger_id"))
+
+    def _adopt(self, name: str, conflict: ConflictError) -> CreatedApp:
+        body = conflict.body if isinstance(conflict.body, dict) else {}
+        if isinstance(body.get("slug"), str) and body["slug"]:
+            LOG.info("workflow %r already exists; adopting slug %s", name, body["slug"])
+            return CreatedApp(slug=body["slug"], version=body.get("version"), adopted=True)
+        existing = [w for w in self.list_apps(name=name) if w.get("slug")]
+        if len(existing) == 1:
+            return CreatedApp(slug=existing[0]["slug"], version=existing[0].get("version"), adopted=True)
+        slugs = ", ".join(w["slug"] for w in existing) or ", ".join(body.get("slugs") or [])
+        raise ConflictError(
+            f"{len(existing) or 'several'} workflows are named {name!r} ({slugs}); cannot tell which one to manage",
+            status=409, method=conflict.method, url=conflict.url, body=conflict.body,
+            hint="Delete or rename the duplicates in Atlan, then run again.",
+        ) from conflict
+
+    def list_apps(self, *, name: str | None = None, page_size: int = APP_LIST_PAGE) -> Iterator[dict[str, Any]]:
+        return self.iter_cursor("v1/app", "workflows", params={"name": name}, page_size=page_size)
+
+    def get_app(self, slug: str) -> dict[str, Any]:
+        return self.call("GET", f"v1/app/{slug}")
+
+    def update_app(self, slug: str, inputs: dict[str, Any], *, entrypoint: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"inputs": inputs}
+        if entrypoint:
+            body["entrypoint"] = entrypoint
+        return self.call("PUT", f"v1/app/{slug}", body=body)
+
+    def delete_app(self, slug: str) -> dict[str, Any]:
+        return self.call("DELETE", f"v1/app/{slug}")
+
+    def submit_run(self, slug: str) -> dict[str, Any]:
+        return self.call("POST", f"v1/app/{slug}/submit")
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        return self.call("GET", f"v1/app/runs/{run_id}")
+
+    def cancel_run(self, run_id: str) -> dict[str, Any]:
+        return self.call("POST", f"v1/app/runs/{run_id}/cancel")
+
+    def add_schedule(self, slug: str, cron: str, timezone: str | None) -> dict[str, Any]:
+        # The server rejects a null timezone; UTC is its documented default.
+        return self.call("POST", f"v1/app/{slug}/schedule", body={"cron": cron, "timezone": timezone or "UTC"})
+
+    def remove_schedule(self, slug: str, trigger_id: str) -> dict[str, Any]:
+        return self.call("DELETE", f"v1/app/{slug}/schedule/{trigger_id}")
+
+    # -- Credentials, roles ---------------------------------------------------------------------------
+
+    def create_credential(self, credential: dict[str, Any], *, test: bool = True) -> dict[str, Any]:
+        return self.call("POST", "credentials", params={"testCredential": test}, body=credential)
+
+    def get_credential(self, guid: str) -> dict[str, Any]:
+        return self.call("GET", f"credentials/{guid}")
+
+    def list_credentials(self, filter: Mapping[str, Any] | None = None, *,  # noqa: A002 - the API's name
+                         page_size: int = CREDENTIAL_PAGE) -> Iterator[dict[str, Any]]:
+        params = {"filter": json.dumps(dict(filter))} if filter else None
+        return self.iter_offset("credentials", "records", params=params, page_size=page_size)
+
+    def test_credential(self, credential: dict[str, Any]) -> dict[str, Any]:
+        """The server's verdict; ``credential_test_passed`` reads it."""
+        return self.call("POST", "credentials/test", body=credential)
+
+    def update_credential(self, guid: str, credential: dict[str, Any]) -> dict[str, Any]:
+        return self.call("POST", f"credentials/{guid}", body={**credential, "id": guid})
+
+    def archive_credential(self, guid: str) -> Any:
+        return self.call("POST", f"credentials/{guid}/archive")
+
+    def list_roles(self, filter: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:  # noqa: A002
+        params = {"filter": json.dumps(dict(filter)), "count": True} if filter else {"count": True}
+        return self.iter_offset("roles", "records", params=params, page_size=100)
+
+    def whoami(self) -> dict[str, Any]:
+        return self.call("GET", "whoami")
+
+    # -- Legacy workflows (API-token identities use the `workflows/…` variant) --------------------------
+
+    def _search(self, path: str, query: dict[str, Any], sort: list[Any] | None, page_size: int) -> Iterator[dict[str, Any]]:
+        start = 0
+        while True:
+            body = {"from": start, "size": page_size, "track_total_hits": True, "query": query,
+                    "sort": sort if sort is not None else []}
+            answer = self.call("POST", path, body=body) or {}
+            hits = (answer.get("hits") or {}).get("hits") or []
+            yield from hits
+            total = ((answer.get("hits") or {}).get("total") or {}).get("value")
+            start += len(hits)
+            if not hits or len(hits) < page_size or (isinstance(total, int) and start >= total):
+                return
+
+    def search_templates(self, query: dict[str, Any], *, page_size: int = SEARCH_PAGE) -> Iterator[dict[str, Any]]:
+        sort = [{"metadata.creationTimestamp": {"order": "desc", "nested": {"path": "metadata"}}}]
+        return self._search("workflows/indexsearch", query, sort, page_size)
+
+    def find_templates(self, name: str) -> list[dict[str, Any]]:
+        """Every active template with exactly this name (``_source`` documents)."""
+        query = {"bool": {"filter": [{"nested": {"path": "metadata", "query": {"bool": {"must": [
+            {"term": {"metadata.name.keyword": {"value": name}}}]}}}}]}}
+        return [hit["_source"] for hit in self.search_templates(query)]
+
+    def search_runs(self, query: dict[str, Any], *, page_size: int = SEARCH_PAGE) -> Iterator[dict[str, Any]]:
+        return self._search("runs/indexsearch", query, [{"status.startedAt": {"order": "desc"}}], page_size)
+
+    def update_template(self, source: dict[str, Any]) -> dict[str, Any]:
+        """Replace a template with the whole document (metadata + spec), as the SDK does."""
+        return self.call("POST", f"workflows/{source['metadata']['name']}", body=source)
+
+    def rerun_template(self, name: str) -> dict[str, Any]:
+        body = {"namespace": "default", "resourceKind": "WorkflowTemplate", "resourceName": name}
+        return self.call("POST", "workflows/submit", body=body)
+
+    def stop_workflow_run(self, run_name: str) -> dict[str, Any]:
+        return self.call("POST", f"runs/{run_name}/stop")
+
+    def archive_template(self, name: str) -> Any:
+        return self.call("POST", f"workflows/{name}/archive")
+
+    def get_template_cron(self, name: str) -> dict[str, Any]:
+        return self.call("GET", f"runs/cron/{name}-cron")
+
+
+def credential_test_passed(answer: Mapping[str, Any] | None) -> bool:
+    """Success of ``POST credentials/test`` is exactly ``message == "successful"``."""
+    return bool(answer) and answer.get("message") == "successful"  # type: ignore[union-attr]
+
+
+def _api_error(response: requests.Response, method: str, url: str) -> ApiError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    message = None
+    code = None
+    field_errors: list[FieldError] = []
+    if isinstance(body, dict):
+        message = body.get("errorMessage") or body.get("message")
+        code = body.get("errorCode") or body.get("code") or body.get("status")
+        for cause in body.get("causes") or []:
+            if isinstance(cause, dict):
+                field_errors.append(FieldError(location=str(cause.get("location") or ""),
+                                               message=str(cause.get("errorMessage") or ""),
+                                               kind=str(cause.get("errorType") or "")))
+    if not message:
+        message = (response.text or response.reason or "").strip()[:500] or f"HTTP {response.status_code}"
+    cls = api_error_class(response.status_code)
+    return cls(str(message), status=response.status_code, method=method, url=url, code=code,
+               field_errors=tuple(field_errors), body=body)
+
+
+def _transport_message(exc: requests.exceptions.RequestException) -> str:
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "the tenant did not answer in time (after retries)"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return "could not reach the tenant (connection refused, reset or dropped, after retries)"
+    return f"request failed: {exc.__class__.__name__}"

@@ -1,0 +1,59 @@
+"""The README's quick start is part of the product: command 1 runs here exactly as written, in a
+fresh copy of the project with its own virtualenv, and `.ci/run` runs command 2."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import read_lines_until
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def quickstart_commands() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
+    commands = [line for block in blocks for line in block.splitlines() if line.strip() and not line.startswith("#")]
+    return commands
+
+
+def test_quick_start_is_exactly_two_commands_and_ci_runs_the_second() -> None:
+    commands = quickstart_commands()
+    assert len(commands) == 2
+    assert "pip install ." in commands[0]
+    assert 'pip install -e ".[test]"' in commands[1] and "pytest" in commands[1]
+    found = subprocess.run(["grep", "-E", "^python3 -m venv .* pytest", "README.md"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    assert found == [commands[1]]  # the line .ci/run extracts and runs
+    assert "grep -E '^python3 -m venv .* pytest' README.md" in (ROOT / ".ci/run").read_text()
+
+
+@pytest.mark.slow
+def test_quick_start_command_one_runs_as_written(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info", "build",
+                                                                  ".pytest_cache", ".reconciler", ".hypothesis"))
+    command = quickstart_commands()[0]
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if ".venv" not in p)
+    proc = subprocess.Popen(["bash", "-c", command], cwd=project, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        lines = read_lines_until(proc, lambda seen: any("export ATLAN_API_KEY=" in line for line in seen), timeout=400)
+        assert "  export ATLAN_BASE_URL=http://127.0.0.1:8765/" in lines
+        answer = requests.get("http://127.0.0.1:8765/api/service/v1/apps/snowflake-crawler",
+                              headers={"Authorization": "Bearer sandbox-token"}, timeout=10)
+        assert answer.status_code == 200 and answer.json()["app_id"] == "snowflake-crawler"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert (project / ".reconciler" / "sandbox.json").exists()
