@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import datetime as dt
 import json
 import re
 from typing import Any
@@ -21,14 +20,12 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from reconciler import cron
-from reconciler.sandbox import catalogue
+from reconciler.sandbox import catalogue, runs
 from reconciler.sandbox.credentials import vault
 from reconciler.sandbox.routing import HttpError, Request, Router, bad_request, int_param, not_found, require_object
 
 router = Router()
 
-ACTIVE_RUN_STATUSES = ("Pending", "Running")
-TERMINAL_RUN_STATUSES = ("Succeeded", "Failed", "Stopped", "Terminated", "Skipped")
 OWNER = "reconciler-api-token"
 
 _validators: dict[tuple[str, str], Draft202012Validator] = {}
@@ -39,10 +36,6 @@ def _validator(app_id: str, entrypoint: str, contract: dict[str, Any]) -> Draft2
     if key not in _validators:
         _validators[key] = Draft202012Validator(contract)
     return _validators[key]
-
-
-def iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- contracts ----------------------------------------------------------------------------------
@@ -181,8 +174,8 @@ def render_app(ctx: Any, record: dict[str, Any]) -> dict[str, Any]:
         "owner": record["owner"],
         "app_id": record["app_id"],
         "entrypoint": record["entrypoint"],
-        "created_at": iso(record["created_at"]),
-        "updated_at": iso(record["updated_at"]),
+        "created_at": runs.iso(record["created_at"]),
+        "updated_at": runs.iso(record["updated_at"]),
         "dag": {
             "extract": {"inputs": {"app_id": record["app_id"], "args": args}},
             "publish": {},
@@ -222,45 +215,22 @@ def _mint_slug(ctx: Any, name: str) -> str:
 # -- runs -------------------------------------------------------------------------------------------
 
 
-def run_status(ctx: Any, run: dict[str, Any]) -> str:
-    if run.get("stopped_at") is not None:
-        return "Stopped"
-    elapsed = ctx.store.now() - run["created_at"]
-    if elapsed < run["pending_s"]:
-        return "Pending"
-    if elapsed < run["pending_s"] + run["running_s"]:
-        return "Running"
-    return str(run["outcome"])
-
-
 def _render_run(ctx: Any, run: dict[str, Any]) -> dict[str, Any]:
-    status = run_status(ctx, run)
-    out = {"run_id": run["run_id"], "status": status, "slug": run["slug"], "started_at": iso(run["created_at"]),
+    status = runs.progress(ctx, run)
+    out = {"run_id": run["run_id"], "status": status, "slug": run["slug"], "started_at": runs.iso(run["created_at"]),
            "version": run["version"]}
-    if status in TERMINAL_RUN_STATUSES:
-        end = run.get("stopped_at") or run["created_at"] + run["pending_s"] + run["running_s"]
-        out["finished_at"] = iso(end)
+    if status not in runs.ACTIVE:
+        out["finished_at"] = runs.finished_at(run)
     return out
 
 
 def _submit(ctx: Any, record: dict[str, Any]) -> dict[str, Any]:
     data = ctx.store.data
     for run in data["runs"].values():
-        if run["slug"] == record["slug"] and run_status(ctx, run) in ACTIVE_RUN_STATUSES:
+        if run["slug"] == record["slug"] and runs.progress(ctx, run) in runs.ACTIVE:
             raise HttpError(500, f"workflow {record['slug']!r} already has an active run {run['run_id']!r}; "
                                  "wait for it to finish or cancel it", code=500)
-    cfg = ctx.config
-    run = {
-        "run_id": ctx.store.new_guid(),
-        "slug": record["slug"],
-        "version": record["version"],
-        "created_at": ctx.store.now(),
-        "pending_s": cfg.run_pending_s,
-        "running_s": cfg.run_running_s,
-        "outcome": "Failed" if ctx.store.rng.random() < cfg.run_failure_rate else "Succeeded",
-        "stopped_at": None,
-        "seq": ctx.store.next_seq(),
-    }
+    run = {"run_id": ctx.store.new_guid(), "slug": record["slug"], "version": record["version"], **runs.new_timing(ctx)}
     data["runs"][run["run_id"]] = run
     return run
 
@@ -476,12 +446,8 @@ def cancel_run(ctx: Any, req: Request, run_id: str) -> dict[str, Any]:
         run = data["runs"].get(run_id)
         if run is None:
             raise not_found(f"run {run_id!r}")
-        status = run_status(ctx, run)
-        cancelled = status not in TERMINAL_RUN_STATUSES
-        if cancelled:
-            run["stopped_at"] = ctx.store.now()
-            status = "Stopped"
-        return {"run_id": run_id, "cancelled": cancelled, "status": status, "slug": run["slug"]}
+        cancelled = runs.stop(ctx, run)
+        return {"run_id": run_id, "cancelled": cancelled, "status": runs.progress(ctx, run), "slug": run["slug"]}
 
 
 @router.route("POST", "v1/app/{slug}/schedule")

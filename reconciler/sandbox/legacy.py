@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from reconciler import cron
-from reconciler.sandbox.apps import iso
+from reconciler.sandbox import runs
 from reconciler.sandbox.credentials import vault
 from reconciler.sandbox.routing import HttpError, Request, Router, bad_request, not_found, require_object
 from reconciler.sandbox.search import search
@@ -52,22 +52,15 @@ def _check_spec(spec: Any) -> dict[str, Any]:
 
 
 def _phase(ctx: Any, run: dict[str, Any]) -> str:
-    if run.get("stopped_at") is not None:
-        return "Failed"  # Argo's Stopped is not a phase the SDK can parse
-    elapsed = ctx.store.now() - run["created_at"]
-    if elapsed < run["pending_s"]:
-        return "Pending"
-    if elapsed < run["pending_s"] + run["running_s"]:
-        return "Running"
-    return str(run["outcome"])
+    status = runs.progress(ctx, run)
+    return "Failed" if status == "Stopped" else status  # Argo's Stopped is not a phase the SDK can parse
 
 
 def render_run(ctx: Any, run: dict[str, Any]) -> dict[str, Any]:
     phase = _phase(ctx, run)
-    status: dict[str, Any] = {"phase": phase, "startedAt": iso(run["created_at"]), "progress": "0/1"}
-    if phase in ("Succeeded", "Failed"):
-        end = run.get("stopped_at") or run["created_at"] + run["pending_s"] + run["running_s"]
-        status["finishedAt"] = iso(end)
+    status: dict[str, Any] = {"phase": phase, "startedAt": runs.iso(run["created_at"]), "progress": "0/1"}
+    if phase not in runs.ACTIVE:
+        status["finishedAt"] = runs.finished_at(run)
         status["progress"] = "1/1" if phase == "Succeeded" else "0/1"
         if run.get("stopped_at") is not None:
             status["message"] = "Stopped with strategy 'Stop'"
@@ -77,7 +70,7 @@ def render_run(ctx: Any, run: dict[str, Any]) -> dict[str, Any]:
         "metadata": {
             "name": run["name"],
             "namespace": "default",
-            "creationTimestamp": iso(run["created_at"]),
+            "creationTimestamp": runs.iso(run["created_at"]),
             "labels": {"workflows.argoproj.io/phase": phase, "workflows.argoproj.io/creator": CREATOR,
                        "workflows.argoproj.io/workflow-template": run["template"]},
         },
@@ -92,17 +85,7 @@ def _new_run(ctx: Any, template: str) -> dict[str, Any]:
         name = f"{template}-{ctx.store.new_suffix(5)}"
         if name not in data["workflow_runs"]:
             break
-    cfg = ctx.config
-    run = {
-        "name": name,
-        "template": template,
-        "created_at": ctx.store.now(),
-        "pending_s": cfg.run_pending_s,
-        "running_s": cfg.run_running_s,
-        "outcome": "Failed" if ctx.store.rng.random() < cfg.run_failure_rate else "Succeeded",
-        "stopped_at": None,
-        "seq": ctx.store.next_seq(),
-    }
+    run = {"name": name, "template": template, **runs.new_timing(ctx)}
     data["workflow_runs"][name] = run
     return run
 
@@ -170,7 +153,7 @@ def _register(prefix: str) -> None:
             source = {
                 "apiVersion": "argoproj.io/v1alpha1",
                 "kind": "WorkflowTemplate",
-                "metadata": {**copy.deepcopy(metadata), "namespace": "default", "creationTimestamp": iso(ctx.store.now()),
+                "metadata": {**copy.deepcopy(metadata), "namespace": "default", "creationTimestamp": runs.iso(ctx.store.now()),
                              "uid": ctx.store.new_guid(), "resourceVersion": "1", "generation": 1},
                 "spec": json.loads(spec_text),
             }
@@ -230,8 +213,7 @@ def stop_run(ctx: Any, req: Request, run_name: str) -> dict[str, Any]:
         run = data["workflow_runs"].get(run_name)
         if run is None:
             raise not_found(f"workflow run {run_name!r}")
-        if _phase(ctx, run) in ("Pending", "Running"):
-            run["stopped_at"] = ctx.store.now()
+        runs.stop(ctx, run)
         return render_run(ctx, run)
 
 

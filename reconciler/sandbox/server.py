@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from reconciler.sandbox import apps, credentials, legacy
+from reconciler.sandbox import apps, credentials, legacy, runs
 from reconciler.sandbox.config import FAULT_KINDS, SandboxConfig
 from reconciler.sandbox.faults import FaultInjector
 from reconciler.sandbox.routing import HttpError, Request, Route, Router
@@ -135,7 +135,7 @@ class Sandbox:
         if method == "GET" and path == "state":
             snapshot = self.store.snapshot()
             with self.store.read():
-                derived = {run_id: apps.run_status(self, run) for run_id, run in snapshot["runs"].items()}
+                derived = {run_id: runs.progress(self, run) for run_id, run in snapshot["runs"].items()}
             snapshot["derived"] = {"run_status": derived}
             return 200, snapshot
         if method == "GET" and path == "stats":
