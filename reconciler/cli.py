@@ -32,6 +32,64 @@ def cli(ctx: click.Context, debug: bool) -> None:
         logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
+def _tenant_options(command: Any) -> Any:
+    command = click.option("--api-key-env", default="ATLAN_API_KEY", show_default=True,
+                           help="Environment variable that holds the API key.")(command)
+    return click.option("--base-url", envvar="ATLAN_BASE_URL", default=None,
+                        help="Tenant URL (default: $ATLAN_BASE_URL; unset: the embedded sandbox).")(command)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--var-file", "var_files", multiple=True, type=click.Path(),
+              help="YAML file of name: value pairs for ${var:name}; repeatable, later files win.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--allow-missing-secrets", is_flag=True,
+              help="Unset environment variables of secret fields are warnings (for pull-request jobs without secrets).")
+@click.option("--allow-literal-secrets", is_flag=True, help="Accept secrets written literally in manifests.")
+def validate(paths: tuple[str, ...], var_files: tuple[str, ...], fmt: str, allow_missing_secrets: bool,
+             allow_literal_secrets: bool) -> None:
+    """Check manifests offline and report every problem in every file at once.
+
+    Nothing is sent to the tenant. Exit 0 when valid, 1 when there are errors.
+    """
+    from reconciler import render
+    from reconciler.errors import ManifestError
+    from reconciler.validate import validate as run_validation
+
+    result = run_validation(paths, var_files=var_files, allow_missing_secrets=allow_missing_secrets,
+                            allow_literal_secrets=allow_literal_secrets)
+    if fmt == "json":
+        click.echo(render.diagnostics_json(result.diagnostics, files=len(result.files), documents=result.documents), nl=False)
+    else:
+        click.echo(render.diagnostics_text(result.diagnostics, files=len(result.files), documents=result.documents,
+                                           kinds=render.count_kinds(result.resources)), nl=False)
+    if result.errors:
+        raise ManifestError(result.diagnostics)
+
+
+@cli.command()
+@click.argument("app_id")
+@click.option("--entrypoint", default=None, help="Entrypoint of the app (default: the app's default).")
+@_tenant_options
+def contract(app_id: str, entrypoint: str | None, base_url: str | None, api_key_env: str) -> None:
+    """Print a commented App manifest skeleton from the app's live input contract."""
+    from reconciler import render
+    from reconciler.tenant import connect
+
+    from reconciler.errors import NotFoundError
+
+    with connect(base_url, api_key_env) as client:
+        try:
+            info = client.describe_app(app_id)
+        except NotFoundError as exc:
+            exc.hint = "Check the app id: it is the marketplace id, such as snowflake-crawler or bigquery-crawler."
+            raise
+        chosen = entrypoint or next((e["name"] for e in info.get("entrypoints") or []), None)
+        schema = client.get_input_contract(app_id, chosen)
+    click.echo(render.contract_skeleton(info, schema, chosen), nl=False)
+
+
 @cli.group()
 def sandbox() -> None:
     """Run the sandbox tenant, a local emulator of the Atlan tenant API."""

@@ -6,7 +6,7 @@ user what to do next.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -23,6 +23,39 @@ class ReconcilerError(Exception):
 
 class UsageError(ReconcilerError):
     """The command line or the environment is wrong (exit 64)."""
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    """A problem found in the manifests: where it is, a stable code tests match on, what is
+    wrong and (``hint``) what to write instead. Sorted by file, line, column, code."""
+
+    file: str
+    line: int
+    column: int
+    code: str
+    message: str
+    path: str = ""
+    severity: str = "error"  # or "warning"
+    hint: str = field(default="", compare=False)
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+
+class ManifestError(ReconcilerError):
+    """The manifests have errors; nothing was sent to the tenant."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = sorted(diagnostics)
+        errors = [d for d in self.diagnostics if d.is_error]
+        files = len({d.file for d in errors})
+        super().__init__(
+            f"{len(errors)} error{'s' if len(errors) != 1 else ''} in {files} file{'s' if files != 1 else ''}; "
+            "nothing was sent to the tenant",
+            hint="Fix the problems listed above and run `reconciler validate` again.",
+        )
 
 
 @dataclass(frozen=True)

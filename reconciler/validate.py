@@ -1,0 +1,319 @@
+"""Documents → desired State + diagnostics. Offline: never touches the network.
+
+Takes manifest paths and the environment; returns every resource that validated and **every**
+problem in every file (schema violations with their precise path, unknown kinds, invalid
+names, duplicate identities, dangling credential references, invalid cron or timezone, missing
+environment variables or variables, literal secrets, workflows that manage nothing), each with a
+stable code and a source position. Secret values are never read here: secret fields keep their
+``${env:NAME}`` reference, and only the presence of NAME is checked.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from jsonschema import ValidationError
+from jsonschema.exceptions import best_match
+
+from reconciler import cron, kinds, manifests
+from reconciler.errors import Diagnostic
+from reconciler.manifests import Document, JsonPath, Substitution, json_path
+from reconciler.model import Resource, ResourceKey
+
+GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+SECRET_LOOKING = re.compile(r"password|secret|private_?key|passphrase|token", re.I)
+
+
+@dataclass
+class Project:
+    """Settings from reconciler.yaml (defaults when there is none)."""
+
+    root: Path
+    file: str | None = None
+    name: str = ""
+    owned_prefixes: tuple[str, ...] = ()
+    parallelism: int = 8
+    state_file: Path = Path(".reconciler/state.json")
+    var_files: tuple[Path, ...] = ()
+
+
+@dataclass
+class Manifests:
+    """The result of validation: the desired State and what was found on the way."""
+
+    resources: dict[ResourceKey, Resource]
+    project: Project
+    diagnostics: list[Diagnostic]
+    files: list[str] = field(default_factory=list)
+    documents: int = 0
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if not d.is_error]
+
+
+class _Reporter:
+    def __init__(self) -> None:
+        self.diagnostics: list[Diagnostic] = []
+
+    def at(self, doc: Document, path: Iterable[Any], code: str, message: str, hint: str = "",
+           severity: str = "error") -> None:
+        p = tuple(path)
+        line, column = doc.locate(p)
+        self.diagnostics.append(Diagnostic(doc.file, line, column, code, message, json_path(p), severity, hint))
+
+
+def validate(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    var_files: Iterable[str | os.PathLike[str]] = (),
+    env: Mapping[str, str] | None = None,
+    allow_missing_secrets: bool = False,
+    allow_literal_secrets: bool = False,
+) -> Manifests:
+    paths = list(paths)
+    env = os.environ if env is None else env
+    files, documents, diagnostics = manifests.load(paths)
+    report = _Reporter()
+    report.diagnostics.extend(diagnostics)
+
+    project, documents = _project(paths, documents, report)
+    variables: dict[str, Any] = {}
+    for var_file in [*project.var_files, *(Path(v) for v in var_files)]:
+        found, problems = manifests.load_variables(var_file)
+        variables.update(found)  # later files override earlier ones
+        report.diagnostics.extend(problems)
+    subs = Substitution(env=env, variables=variables, allow_missing_secrets=allow_missing_secrets,
+                        allow_literal_secrets=allow_literal_secrets)
+
+    checked: list[tuple[Document, dict[str, Any], bool]] = []
+    for doc in documents:
+        data, valid = _check_document(doc, subs, report)
+        if data is not None:
+            checked.append((doc, data, valid))
+
+    resources = _cross_check(checked, report)
+    return Manifests(resources=resources, project=project, diagnostics=sorted(set(report.diagnostics)),
+                     files=[manifests.display_path(f) for f in files], documents=len(documents))
+
+
+# -- the project file ----------------------------------------------------------------------------
+
+
+def _project(paths: list[Any], documents: list[Document], report: _Reporter) -> tuple[Project, list[Document]]:
+    roots = [Path(p) for p in paths if Path(p).is_dir()]
+    root_files = {manifests.display_path((r / kinds.PROJECT_FILE).resolve()) for r in roots}
+    root_files |= {manifests.display_path(Path(p).resolve()) for p in paths if Path(p).name == kinds.PROJECT_FILE}
+    project = Project(root=roots[0] if roots else Path("."))
+    project.state_file = project.root / ".reconciler" / "state.json"
+    rest: list[Document] = []
+    for doc in documents:
+        is_project = isinstance(doc.data, dict) and doc.data.get("kind") == kinds.PROJECT_KIND
+        in_project_file = Path(doc.file).name == kinds.PROJECT_FILE
+        if not is_project and not in_project_file:
+            rest.append(doc)
+            continue
+        if doc.file not in root_files:
+            report.at(doc, (), "RC070", f"{kinds.PROJECT_FILE} and kind Project belong only at the root of the manifests",
+                      f"Move it to the folder you pass to the reconciler, as {kinds.PROJECT_FILE}.")
+            continue
+        if project.file is not None:
+            report.at(doc, (), "RC070", f"a second project document; the first is in {project.file}",
+                      "Keep one reconciler.yaml with one document.")
+            continue
+        if not _schema_ok(doc, doc.data, kinds.PROJECT_KIND, report) or not is_project:
+            if not is_project and isinstance(doc.data, dict) and doc.data.get("kind") is not None:
+                report.at(doc, ("kind",), "RC070", f"{kinds.PROJECT_FILE} must hold kind Project, not {doc.data.get('kind')!r}",
+                          "Put manifests in other files; reconciler.yaml holds only the project settings.")
+            continue
+        spec = doc.data.get("spec") or {}
+        base = Path(doc.file).parent
+        project.file = doc.file
+        project.root = base
+        project.name = doc.data["metadata"]["name"]
+        project.owned_prefixes = tuple((spec.get("ownership") or {}).get("namePrefixes") or ())
+        project.parallelism = int(spec.get("parallelism", 8))
+        project.state_file = base / spec.get("stateFile", ".reconciler/state.json")
+        project.var_files = tuple(base / v for v in spec.get("varFiles") or ())
+    return project, rest
+
+
+# -- one document ---------------------------------------------------------------------------------
+
+
+def _check_document(doc: Document, subs: Substitution, report: _Reporter) -> tuple[dict[str, Any] | None, bool]:
+    """(data after substitution, valid). Data is None when the document is not an object of a
+    known kind; otherwise every check runs, even after a schema error, so that all problems are
+    reported at once."""
+    data = doc.data
+    if data is None:
+        return None, False  # an empty document (only comments, or a bare ---)
+    if not isinstance(data, dict):
+        report.at(doc, (), "RC010", f"a manifest must be a mapping with apiVersion, kind, metadata and spec, not {_type_name(data)}")
+        return None, False
+    api_version, kind = data.get("apiVersion"), data.get("kind")
+    ok = True
+    if api_version != kinds.API_VERSION:
+        what = "missing apiVersion" if api_version is None else f"unknown apiVersion {api_version!r}"
+        report.at(doc, ("apiVersion",), "RC010", what, f"Write apiVersion: {kinds.API_VERSION}")
+        ok = False
+    if kind not in kinds.KINDS:
+        known = ", ".join(kinds.KINDS)
+        guess = difflib.get_close_matches(str(kind), list(kinds.KINDS), n=1)
+        what = "missing kind" if kind is None else f"unknown kind {kind!r}"
+        report.at(doc, ("kind",), "RC011", what,
+                  f"Did you mean {guess[0]}?" if guess else f"The kinds are {known}.")
+        return None, False
+    spec = kinds.KINDS[kind]
+    before = len(report.diagnostics)
+    substituted = manifests.substitute(doc, data, lambda p: _is_secret(spec, p), subs, report.diagnostics)
+    schema_ok = _schema_ok(doc, substituted, kind, report)
+    _check_schedules(doc, spec, substituted, report)
+    _check_semantics(doc, spec, substituted, report)
+    valid = ok and schema_ok and not any(d.is_error for d in report.diagnostics[before:])
+    return substituted, valid
+
+
+def _is_secret(spec: kinds.KindSpec, path: JsonPath) -> bool:
+    if len(path) < 2 or path[0] != "spec":
+        return False
+    if len(path) == 2 and path[1] in spec.secret_paths:
+        return True
+    return len(path) == 3 and path[1] in spec.secret_maps
+
+
+def _schema_ok(doc: Document, data: Any, kind: str, report: _Reporter) -> bool:
+    errors = list(kinds.validator(kind).iter_errors(data))
+    for error in errors:
+        _report_schema_error(doc, error, report)
+    return not errors
+
+
+def _report_schema_error(doc: Document, error: ValidationError, report: _Reporter) -> None:
+    if error.validator == "anyOf" and error.context:
+        error = best_match(error.context)
+    path = tuple(error.absolute_path)
+    where = json_path(path) or "the document"
+    if error.validator == "additionalProperties":
+        allowed = sorted((error.schema.get("properties") or {}).keys())
+        for extra in sorted(set(error.instance) - set(allowed)):
+            guess = difflib.get_close_matches(str(extra), allowed, n=1)
+            hint = f"Did you mean {guess[0]!r}?" if guess else f"Allowed here: {', '.join(allowed)}."
+            report.at(doc, path + (extra,), "RC021", f"unknown field {extra!r} in {where}", hint)
+    elif error.validator == "required":
+        missing = re.findall(r"'([^']+)' is a required property", error.message)
+        for name in missing or [error.message]:
+            description = ((error.schema.get("properties") or {}).get(name) or {}).get("description", "")
+            report.at(doc, path, "RC022", f"missing required field {name!r} in {where}", description)
+    elif error.validator == "type":
+        expected = error.validator_value if isinstance(error.validator_value, str) else " or ".join(error.validator_value)
+        report.at(doc, path, "RC023", f"{where} must be {expected}, got {_type_name(error.instance)}",
+                  error.schema.get("description", ""))
+    elif path == ("metadata", "name"):
+        suggestion = re.sub(r"[^a-z0-9._-]+", "-", str(error.instance).lower()).strip("-._")
+        report.at(doc, path, "RC030", f"invalid name {error.instance!r}: names use lower-case letters, digits, "
+                  "'.', '_' and '-', start and end with a letter or digit, and are at most 100 characters",
+                  f"For example: {suggestion[:100]!r}" if suggestion else "")
+    elif error.validator == "const" and path == ("kind",):
+        report.at(doc, path, "RC011", error.message)
+    else:
+        report.at(doc, path, "RC024", f"invalid value at {where}: {error.message}", error.schema.get("description", ""))
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _spec_of(data: dict[str, Any]) -> dict[str, Any]:
+    body = data.get("spec")
+    return body if isinstance(body, dict) else {}
+
+
+def _check_schedules(doc: Document, spec: kinds.KindSpec, data: dict[str, Any], report: _Reporter) -> None:
+    body = _spec_of(data)
+    schedules: list[tuple[JsonPath, Any]] = []
+    if spec.schedule_list and isinstance(body.get(spec.schedule_list), list):
+        schedules += [(("spec", spec.schedule_list, i), s) for i, s in enumerate(body[spec.schedule_list])]
+    if spec.schedule_single and isinstance(body.get(spec.schedule_single), dict):
+        schedules.append((("spec", spec.schedule_single), body[spec.schedule_single]))
+    for path, schedule in schedules:
+        if not isinstance(schedule, dict) or "cron" not in schedule:
+            continue  # the schema check has reported it
+        problem = cron.cron_problem(schedule.get("cron"))
+        if problem:
+            report.at(doc, path + ("cron",), "RC040", f"invalid cron: {problem}",
+                      "Five fields: minute hour day-of-month month day-of-week, e.g. '0 9 * * MON-FRI', or @daily.")
+        if "timezone" in schedule:
+            problem = cron.timezone_problem(schedule["timezone"])
+            if problem:
+                report.at(doc, path + ("timezone",), "RC041", problem)
+
+
+def _check_semantics(doc: Document, spec: kinds.KindSpec, data: dict[str, Any], report: _Reporter) -> None:
+    body = _spec_of(data)
+    if not isinstance(data.get("spec"), dict):
+        return
+    # A field counts as set when it has content, or is explicitly null (a null schedule removes it).
+    if spec.needs_one_of and not any(body.get(f) or (f in body and body[f] is None) for f in spec.needs_one_of):
+        report.at(doc, ("spec",), "RC060", f"this {spec.kind} manages nothing: it sets none of {', '.join(spec.needs_one_of)}",
+                  "Name the parameters to enforce, or a schedule (null removes the schedule).")
+    for plain, secret in spec.secret_twins:
+        extra = body.get(plain)
+        for key in extra if isinstance(extra, dict) else ():
+            if SECRET_LOOKING.search(str(key)):
+                report.at(doc, ("spec", plain, key), "RC056", f"{plain}.{key} looks like a secret, but {plain} is shown in plans",
+                          f"Move it to {secret}.{key} and write it as ${{env:NAME}}.", severity="warning")
+
+
+# -- across documents --------------------------------------------------------------------------------
+
+
+def _cross_check(checked: list[tuple[Document, dict[str, Any], bool]], report: _Reporter) -> dict[ResourceKey, Resource]:
+    """Duplicate identities and dangling references, over every document of a known kind; the
+    desired State holds only the documents without errors."""
+    first_seen: dict[ResourceKey, Document] = {}
+    named: list[tuple[ResourceKey, Document, dict[str, Any], bool]] = []
+    for doc, data, valid in checked:
+        metadata = data.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        if not isinstance(name, str):
+            continue
+        key = ResourceKey(data["kind"], name)
+        if key in first_seen:
+            first = first_seen[key]
+            report.at(doc, ("metadata", "name"), "RC031",
+                      f"{key} is defined twice; the first definition is at {first.file}:{first.locate(('metadata', 'name'))[0]}",
+                      "Each object may be declared once; remove or rename one of them.")
+            continue
+        first_seen[key] = doc
+        named.append((key, doc, data, valid))
+    names_by_kind: dict[str, set[str]] = {}
+    for key in first_seen:
+        names_by_kind.setdefault(key.kind, set()).add(key.name)
+    resources: dict[ResourceKey, Resource] = {}
+    for key, doc, data, valid in named:
+        body = _spec_of(data)
+        for field_name, target in kinds.KINDS[key.kind].references:
+            ref = body.get(field_name)
+            if not isinstance(ref, str) or GUID.match(ref) or ref in names_by_kind.get(target, set()):
+                continue
+            known = sorted(names_by_kind.get(target, set()))
+            guess = difflib.get_close_matches(ref, known, n=1)
+            hint = f"Did you mean {guess[0]!r}?" if guess else (
+                f"Declare a {target} named {ref!r}, or give the guid of an existing one." if not known
+                else f"Known {target} names: {', '.join(known)}.")
+            report.at(doc, ("spec", field_name), "RC032", f"{field_name} {ref!r} names no {target} in these manifests", hint)
+            valid = False
+        if valid:
+            resources[key] = Resource(key=key, spec=body, origin=f"{doc.file}:{doc.line}", metadata=data["metadata"])
+    return resources
