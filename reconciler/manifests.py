@@ -131,8 +131,11 @@ def parse(text: str, file: str) -> tuple[list[Document], list[Diagnostic]]:
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or "invalid YAML"
         context = f" ({exc.context})" if exc.context else ""
-        diagnostics.append(Diagnostic(file, line, column, "RC002", f"YAML syntax error: {problem}{context}",
-                                      hint="Check indentation, quoting and ':' after keys near this line."))
+        source_line = text.splitlines()[line - 1] if 0 < line <= len(text.splitlines()) else ""
+        hint = ("Quote ${...} references inside { } or [ ], e.g. host: \"${env:HOST}\"."
+                if "${" in source_line and ("{" in source_line.split("${")[0] or "[" in source_line.split("${")[0])
+                else "Check indentation, quoting and ':' after keys near this line.")
+        diagnostics.append(Diagnostic(file, line, column, "RC002", f"YAML syntax error: {problem}{context}", hint=hint))
     except yaml.YAMLError as exc:
         diagnostics.append(Diagnostic(file, 1, 1, "RC002", f"YAML error: {exc}"))
     finally:

@@ -41,13 +41,13 @@ def diagnostics_text(diagnostics: Iterable[Diagnostic], *, files: int, documents
             lines.append(f"    hint: {d.hint}")
     errors = sum(d.is_error for d in items)
     warnings = len(items) - errors
-    scope = f"in {_plural(files, 'file')} ({_plural(documents, 'document')})"
+    scope = f"{_plural(documents, 'document')} in {_plural(files, 'file')}"
     if errors:
-        lines.append(f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')} {scope}.")
+        lines.append(f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')} in {scope}.")
     else:
         counted = ", ".join(f"{_plural(n, k)}" for k, n in sorted((kinds or {}).items()))
-        suffix = f": {counted}" if counted else ""
-        lines.append(f"Valid{' with ' + _plural(warnings, 'warning') if warnings else ''}: {scope}{suffix}.")
+        suffix = f" ({counted})" if counted else ""
+        lines.append(f"Valid: {scope}{suffix}{', ' + _plural(warnings, 'warning') if warnings else ''}.")
     return "\n".join(lines) + "\n"
 
 

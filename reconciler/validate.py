@@ -87,8 +87,12 @@ def validate(
     report.diagnostics.extend(diagnostics)
 
     project, documents = _project(paths, documents, report)
+    all_var_files = [*project.var_files, *(Path(v) for v in var_files)]
+    # Variables files may live among the manifests; they are not manifests.
+    var_names = {manifests.display_path(v.resolve()) for v in all_var_files}
+    documents = [d for d in documents if d.file not in var_names]
     variables: dict[str, Any] = {}
-    for var_file in [*project.var_files, *(Path(v) for v in var_files)]:
+    for var_file in all_var_files:
         found, problems = manifests.load_variables(var_file)
         variables.update(found)  # later files override earlier ones
         report.diagnostics.extend(problems)
@@ -136,7 +140,7 @@ def _project(paths: list[Any], documents: list[Document], report: _Reporter) -> 
                           "Put manifests in other files; reconciler.yaml holds only the project settings.")
             continue
         spec = doc.data.get("spec") or {}
-        base = Path(doc.file).parent
+        base = Path(doc.file).resolve().parent
         project.file = doc.file
         project.root = base
         project.name = doc.data["metadata"]["name"]
@@ -176,7 +180,8 @@ def _check_document(doc: Document, subs: Substitution, report: _Reporter) -> tup
     spec = kinds.KINDS[kind]
     before = len(report.diagnostics)
     substituted = manifests.substitute(doc, data, lambda p: _is_secret(spec, p), subs, report.diagnostics)
-    schema_ok = _schema_ok(doc, substituted, kind, report)
+    # apiVersion has been reported already when wrong; the schema would say it again.
+    schema_ok = _schema_ok(doc, substituted, kind, report, reported=() if ok else ("apiVersion",))
     _check_schedules(doc, spec, substituted, report)
     _check_semantics(doc, spec, substituted, report)
     valid = ok and schema_ok and not any(d.is_error for d in report.diagnostics[before:])
@@ -191,9 +196,13 @@ def _is_secret(spec: kinds.KindSpec, path: JsonPath) -> bool:
     return len(path) == 3 and path[1] in spec.secret_maps
 
 
-def _schema_ok(doc: Document, data: Any, kind: str, report: _Reporter) -> bool:
+def _schema_ok(doc: Document, data: Any, kind: str, report: _Reporter, reported: tuple[str, ...] = ()) -> bool:
     errors = list(kinds.validator(kind).iter_errors(data))
     for error in errors:
+        top = error.absolute_path[0] if error.absolute_path else None
+        if top in reported or (error.validator == "required" and not error.absolute_path
+                               and any(f"'{r}'" in error.message for r in reported)):
+            continue
         _report_schema_error(doc, error, report)
     return not errors
 

@@ -1,0 +1,174 @@
+"""Offline validation: the invalid-manifest corpus (each file names its expected codes and
+lines), valid edge cases, substitution, secrets never echoed, zero requests to the tenant."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reconciler.model import ResourceKey
+from reconciler.sandbox import Sandbox
+from reconciler.validate import validate
+from tests.conftest import TOKEN, Introspection
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = Path(__file__).parent / "manifests"
+ENV = {"SNOWFLAKE_USER": "u", "SNOWFLAKE_PASSWORD": "p", "PG_USER": "u", "PG_PASSWORD": "p"}
+INVALID = sorted((CORPUS / "invalid").glob("*.yaml"))
+
+
+def expectations(path: Path) -> set[tuple[str, int]]:
+    header = path.read_text().splitlines()[0]
+    assert header.startswith("# expect: "), f"{path.name} must start with '# expect: CODE@LINE, …'"
+    return {(code, int(line)) for code, line in re.findall(r"(RC\d{3})@(\d+)", header)}
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "reconciler", *args], capture_output=True, text=True, timeout=60,
+                          cwd=cwd, env={**os.environ, **(env or {})})
+
+
+def test_the_corpus_is_large_enough() -> None:
+    assert len(INVALID) >= 40
+
+
+@pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
+def test_invalid_manifest_reports_exactly_what_it_expects(path: Path) -> None:
+    result = validate([path], env=ENV)
+    found = {(d.code, d.line) for d in result.errors}
+    assert found == expectations(path), "\n".join(f"{d.code}@{d.line} {d.message}" for d in result.diagnostics)
+    assert all(d.file.endswith(path.name) and d.column >= 1 for d in result.errors)
+    assert result.resources == {} or all(r.origin for r in result.resources.values())
+
+
+@pytest.mark.parametrize("name", ["empty", "comments-only", "anchors-and-aliases", "multi-document"])
+def test_valid_edge_cases(name: str) -> None:
+    result = validate([CORPUS / "valid" / f"{name}.yaml"], env=ENV)
+    assert result.diagnostics == []
+
+
+def test_edge_case_contents() -> None:
+    result = validate([CORPUS / "valid"], env=ENV)
+    one = result.resources[ResourceKey("App", "pg-one")]
+    assert one.spec["schedules"] == [{"cron": "0 1 * * *", "timezone": "UTC"}, {"cron": "0 13 * * *", "timezone": "UTC"}]
+    assert result.resources[ResourceKey("App", "pg-two")].spec["inputs"]["extraction_method"] == "agent"
+    cred = result.resources[ResourceKey("Credential", "pg-cred")]
+    assert cred.spec["host"] == "${not-a-reference}"
+    assert cred.spec["password"] == "${env:PG_PASSWORD}"  # secrets stay references
+    assert result.resources[ResourceKey("Workflow", "atlan-snowflake-miner-1714638976")].spec == {"schedule": None}
+    assert result.documents == 5  # the empty one between --- counts as a document, and declares nothing
+
+
+def test_all_problems_in_all_files_at_once() -> None:
+    result = validate([CORPUS / "invalid"], env=ENV)
+    files_with_errors = {d.file for d in result.errors}
+    assert len(files_with_errors) == len(INVALID)
+    assert result.diagnostics == sorted(result.diagnostics)
+
+
+def test_specs_validate(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = dict(line.removeprefix("export ").split("=", 1) for line in (ROOT / "specs/sandbox.env").read_text().splitlines()
+               if line.startswith("export "))
+    result = validate([ROOT / "specs"], env=env)
+    assert result.diagnostics == []
+    assert sorted(k.kind for k in result.resources) == ["App", "App", "App", "Credential", "Credential", "Workflow"]
+    assert result.project.name == "data-platform" and result.project.owned_prefixes == ("dp-",)
+    sf = result.resources[ResourceKey("Credential", "dp-snowflake-prod")].spec
+    assert sf["host"] == "acme.snowflakecomputing.com" and sf["extra"]["warehouse"] == "COMPUTE_WH"
+
+    without_secrets = validate([ROOT / "specs"], env={}, allow_missing_secrets=True)
+    assert without_secrets.errors == [] and {d.code for d in without_secrets.warnings} == {"RC050"}
+    assert len(without_secrets.resources) == 6
+
+
+def test_duplicates_across_files_and_var_file_override(tmp_path: Path) -> None:
+    cred = "apiVersion: reconciler/v1\nkind: Credential\nmetadata: {name: c}\nspec: {connector: x, authType: basic, host: '${var:host}'}\n"
+    (tmp_path / "a.yaml").write_text(cred)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.yml").write_text("# second\n" + cred)
+    (tmp_path / "vars.yaml").write_text("host: one.example.com\n")
+    (tmp_path / "override.yaml").write_text("host: two.example.com\n")
+    result = validate([tmp_path / "a.yaml", tmp_path / "sub"], var_files=[tmp_path / "vars.yaml", tmp_path / "override.yaml"])
+    [dup] = result.errors
+    assert (dup.code, dup.line, dup.file.endswith("b.yml")) == ("RC031", 4, True)
+    assert "a.yaml:3" in dup.message
+    assert result.resources[ResourceKey("Credential", "c")].spec["host"] == "two.example.com"
+
+
+def test_unquoted_reference_in_flow_style_gets_a_hint(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("apiVersion: reconciler/v1\nkind: Credential\nmetadata: {name: c}\n"
+                                     "spec: {connector: x, authType: basic, host: ${var:host}}\n")
+    [error] = validate([tmp_path]).errors
+    assert (error.code, error.line) == ("RC002", 4) and "quote" in error.hint.lower()
+
+
+def test_env_values_standing_alone_get_their_type(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("apiVersion: reconciler/v1\nkind: Credential\nmetadata: {name: c}\n"
+                                     "spec: {connector: x, authType: basic, port: '${env:PORT}', host: 'h-${env:PORT}'}\n")
+    spec = validate([tmp_path], env={"PORT": "5432"}).resources[ResourceKey("Credential", "c")].spec
+    assert spec["port"] == 5432 and spec["host"] == "h-5432"
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    (tmp_path / "latin1.yaml").write_bytes("apiVersion: reconciler/v1\nkind: App # caf\xe9\n".encode("latin-1"))
+    (tmp_path / "blob.yaml").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
+    result = validate([tmp_path, tmp_path / "missing.yaml"])
+    codes = {(Path(d.file).name, d.code, d.line) for d in result.errors}
+    assert codes == {("latin1.yaml", "RC003", 2), ("blob.yaml", "RC004", 1), ("missing.yaml", "RC001", 0)}
+
+
+def test_project_file_rules(tmp_path: Path) -> None:
+    (tmp_path / "reconciler.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: Project\nmetadata: {name: p}\nspec: {parallelism: 4, varFiles: [v.yaml], stateFile: s.json}\n")
+    (tmp_path / "v.yaml").write_text("x: 1\n")
+    (tmp_path / "nested").mkdir()
+    (tmp_path / "nested" / "reconciler.yaml").write_text("apiVersion: reconciler/v1\nkind: Project\nmetadata: {name: q}\nspec: {}\n")
+    result = validate([tmp_path])
+    assert [(d.code, Path(d.file).parent.name) for d in result.errors] == [("RC070", "nested")]
+    assert result.project.parallelism == 4 and result.project.state_file == tmp_path / "s.json"
+
+    (tmp_path / "reconciler.yaml").write_text("apiVersion: reconciler/v1\nkind: Project\nmetadata: {name: p}\nspec: {paralelism: 4}\n")
+    assert [d.code for d in validate([tmp_path / "reconciler.yaml"]).errors] == ["RC021"]
+
+
+def test_cli_text_json_and_exit_codes(tmp_path: Path) -> None:
+    bad = CORPUS / "invalid" / "cron-four-fields.yaml"
+    text = run_cli("validate", str(bad), env=ENV)
+    assert text.returncode == 1
+    first = text.stdout.splitlines()[0]
+    assert re.match(r"^.*cron-four-fields\.yaml:9:\d+: RC040 invalid cron: .* \(at spec\.schedules\[0\]\.cron\)$", first)
+    assert "hint:" in text.stdout and "nothing was sent to the tenant" in text.stderr
+
+    as_json = json.loads(run_cli("validate", "--format", "json", str(bad), env=ENV).stdout)
+    assert as_json["valid"] is False and as_json["format_version"] == 1
+    assert [(d["code"], d["line"], d["path"]) for d in as_json["diagnostics"]] == [("RC040", 9, "spec.schedules[0].cron")]
+
+    good = run_cli("validate", str(CORPUS / "valid"), env=ENV)
+    assert good.returncode == 0 and good.stdout.startswith("Valid: 5 documents in 4 files"), good.stdout
+    assert run_cli("validate").returncode == 64
+    assert run_cli("validate", "--format", "xml", str(bad)).returncode == 64
+
+
+def test_validate_sends_nothing_to_the_tenant(sandbox: Sandbox, introspect: Introspection) -> None:
+    env = {"ATLAN_BASE_URL": sandbox.base_url, "ATLAN_API_KEY": TOKEN}
+    assert run_cli("validate", str(CORPUS / "invalid"), env=env).returncode == 1
+    assert run_cli("validate", "specs", "--allow-missing-secrets", env=env).returncode == 0
+    assert introspect.stats()["total"] == 0
+
+
+def test_secret_values_are_never_echoed(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: Credential\nmetadata: {name: c}\nspec:\n  connector: x\n  authType: basic\n"
+        "  username: ${env:SECRET_USER}\n  password: hunter2-literal\n  secretExtra:\n    passphrase: pp-literal-9\n"
+        "  port: abc-${env:SECRET_USER}\n")
+    out = run_cli("validate", "--format", "json", str(tmp_path), env={"SECRET_USER": "user-value-77"})
+    text = out.stdout + out.stderr
+    assert out.returncode == 1 and "RC053" in text
+    for secret in ("hunter2-literal", "pp-literal-9", "user-value-77"):
+        assert secret not in text
