@@ -173,6 +173,15 @@ def main(argv: list[str] | None = None) -> None:
     except ReconcilerError as exc:
         _report(exc, debug)
         sys.exit(ExitCode.ERROR)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the one boundary: never a bare traceback for users
+        if debug:
+            raise
+        click.echo(f"Error: internal error: {exc.__class__.__name__}: {exc}", err=True)
+        click.echo("Hint: this is a bug in reconciler; run again with --debug for the traceback and report it.", err=True)
+        sys.exit(ExitCode.ERROR)
     sys.exit(code if isinstance(code, int) else ExitCode.OK)
 
 

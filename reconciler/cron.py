@@ -7,6 +7,7 @@ functions; croniter does the parsing.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zoneinfo
 
 from croniter import croniter
@@ -24,7 +25,14 @@ MACROS = {
 
 def cron_problem(expr: object) -> str | None:
     """Why ``expr`` is not a usable cron expression, or None when it is."""
-    if not isinstance(expr, str) or not expr.strip():
+    if not isinstance(expr, str):
+        return "a cron expression must be a non-empty string such as '0 9 * * *'"
+    return _cron_problem(expr)
+
+
+@functools.lru_cache(maxsize=4096)  # manifests repeat a few expressions many times
+def _cron_problem(expr: str) -> str | None:
+    if not expr.strip():
         return "a cron expression must be a non-empty string such as '0 9 * * *'"
     text = expr.strip()
     if text.startswith("@"):
@@ -46,10 +54,16 @@ def timezone_problem(name: object) -> str | None:
     """Why ``name`` is not an IANA timezone, or None when it is."""
     if not isinstance(name, str) or not name:
         return "a timezone must be an IANA name such as 'UTC' or 'Europe/Paris'"
+    return _timezone_problem(name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _timezone_problem(name: str) -> str | None:
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return f"unknown IANA timezone {name!r}; use a name such as 'UTC', 'Asia/Kolkata' or 'Europe/Paris'"
+    return None
     return None
 
 

@@ -6,14 +6,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
 import pytest
-import requests
-
-from tests.conftest import read_lines_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,17 +39,11 @@ def test_quick_start_command_one_runs_as_written(tmp_path: Path) -> None:
     shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info", "build",
                                                                   ".pytest_cache", ".reconciler", ".hypothesis"))
     command = quickstart_commands()[0]
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "ATLAN_BASE_URL", "ATLAN_API_KEY")}
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if ".venv" not in p)
-    proc = subprocess.Popen(["bash", "-c", command], cwd=project, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        lines = read_lines_until(proc, lambda seen: any("export ATLAN_API_KEY=" in line for line in seen), timeout=400)
-        assert "  export ATLAN_BASE_URL=http://127.0.0.1:8765/" in lines
-        answer = requests.get("http://127.0.0.1:8765/api/service/v1/apps/snowflake-crawler",
-                              headers={"Authorization": "Bearer sandbox-token"}, timeout=10)
-        assert answer.status_code == 200 and answer.json()["app_id"] == "snowflake-crawler"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+    done = subprocess.run(["bash", "-c", command], cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Valid: 6 documents in 7 files (3 Apps, 2 Credentials, 1 Workflow)." in done.stdout
+    assert "# App manifest skeleton for snowflake-crawler" in done.stdout
+    assert done.stderr.count("No ATLAN_BASE_URL set: using the embedded sandbox tenant") == 1
     assert (project / ".reconciler" / "sandbox.json").exists()

@@ -1,0 +1,73 @@
+"""`reconciler contract`: a manifest skeleton from an app's live input contract, through the
+embedded sandbox when no tenant is configured."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reconciler import render
+from reconciler.client import ApiClient
+from reconciler.sandbox import catalogue
+from reconciler.validate import validate
+
+APPS = [a for a, spec in catalogue.APPS.items() if any(spec.contracts.values())]
+CREDENTIAL = """---
+apiVersion: reconciler/v1
+kind: Credential
+metadata: {name: my-%s-credential}
+spec: {connector: %s, authType: basic, username: "${env:U}", password: "${env:P}"}
+"""
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("ATLAN_BASE_URL", "ATLAN_API_KEY")}
+    return subprocess.run([sys.executable, "-m", "reconciler", *args], capture_output=True, text=True, timeout=60,
+                          cwd=cwd, env={**clean, **(env or {})})
+
+
+@pytest.mark.parametrize("app_id", APPS)
+def test_skeleton_validates_as_is_and_with_every_option_uncommented(app_id: str, client: ApiClient, tmp_path: Path) -> None:
+    info = client.describe_app(app_id)
+    entrypoint = info["entrypoints"][0]["name"]
+    contract = client.get_input_contract(app_id, entrypoint)
+    skeleton = render.contract_skeleton(info, contract, entrypoint)
+    connector = app_id.split("-")[0]
+    optional = [line for line in skeleton.splitlines() if re.match(r"^    # \w+: ", line)]
+    assert len(optional) == len([k for k in contract["properties"] if k not in render.PLUMBING_INPUTS])
+
+    (tmp_path / "app.yaml").write_text(skeleton + CREDENTIAL % (connector, connector))
+    assert validate([tmp_path], env={"U": "u", "P": "p"}).diagnostics == []
+
+    uncommented = re.sub(r"^    # (\w+: .*?)  # .*$", r"    \1", skeleton, flags=re.M)
+    (tmp_path / "app.yaml").write_text(uncommented + CREDENTIAL % (connector, connector))
+    result = validate([tmp_path], env={"U": "u", "P": "p"})
+    assert result.diagnostics == []
+    inputs = next(r for r in result.resources.values() if r.key.kind == "App").spec["inputs"]
+    defaults = {k: p["default"] for k, p in contract["properties"].items()
+                if "default" in p and k not in render.PLUMBING_INPUTS}
+    assert inputs == defaults
+
+
+def test_contract_command_uses_the_embedded_sandbox_and_says_so_once(tmp_path: Path) -> None:
+    done = run("contract", "snowflake-miner", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("# App manifest skeleton for snowflake-miner")
+    assert "  entrypoint: miner" in done.stdout and "# calculate_popularity: true" in done.stdout
+    assert done.stderr.count("No ATLAN_BASE_URL set: using the embedded sandbox tenant") == 1
+    assert (tmp_path / ".reconciler" / "sandbox.json").exists()
+
+
+def test_contract_errors_are_clear(tmp_path: Path) -> None:
+    unknown = run("contract", "no-such-app", cwd=tmp_path)
+    assert unknown.returncode == 1
+    assert "Error: HTTP 404" in unknown.stderr and "Hint: Check the app id" in unknown.stderr
+    no_contract = run("contract", "tableau-crawler", cwd=tmp_path)
+    assert no_contract.returncode == 1 and "no native input contract" in no_contract.stderr
+    no_key = run("contract", "snowflake-crawler", cwd=tmp_path, env={"ATLAN_BASE_URL": "http://127.0.0.1:9/"})
+    assert no_key.returncode == 64 and "ATLAN_API_KEY is not set" in no_key.stderr
