@@ -71,3 +71,26 @@ def test_contract_errors_are_clear(tmp_path: Path) -> None:
     assert no_contract.returncode == 1 and "no native input contract" in no_contract.stderr
     no_key = run("contract", "snowflake-crawler", cwd=tmp_path, env={"ATLAN_BASE_URL": "http://127.0.0.1:9/"})
     assert no_key.returncode == 64 and "ATLAN_API_KEY is not set" in no_key.stderr
+
+
+def test_required_inputs_come_first_and_must_be_filled() -> None:
+    contract = {
+        "required": ["connection", "credential_guid", "dbt_cloud_account_id", "region"],
+        "properties": {
+            "connection": {"type": "object"},
+            "credential_guid": {"type": "string"},
+            "region": {"title": "Region", "type": "string", "enum": ["us", "eu"], "default": "us"},
+            "dbt_cloud_account_id": {"title": "Account", "type": "string"},
+            "include_filter": {"title": "Include", "type": "string", "default": "{}", "contentMediaType": "application/json"},
+        },
+    }
+    text = render.contract_skeleton({"app_id": "atlan-dbt", "name": "dbt"}, contract, None)
+    lines = text.splitlines()
+    required, optional = lines.index("    # Required"), lines.index("    # Optional (defaults shown)")
+    assert required < optional
+    assert lines[required + 1 : optional] == [
+        '    dbt_cloud_account_id: ""  # Account; string',
+        '    region: "us"  # Region; one of us, eu',
+    ]
+    assert lines[optional + 1] == '    # include_filter: "{}"  # Include; JSON: write a YAML mapping or a JSON string'
+    assert "  entrypoint:" not in text and "credential_guid" not in text
