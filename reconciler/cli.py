@@ -79,7 +79,8 @@ def contract(app_id: str, entrypoint: str | None, base_url: str | None, api_key_
 
     from reconciler.errors import NotFoundError
 
-    with connect(base_url, api_key_env) as client:
+    with connect(base_url, api_key_env) as tenant:
+        client = tenant.client
         try:
             info = client.describe_app(app_id)
         except NotFoundError as exc:
@@ -88,6 +89,68 @@ def contract(app_id: str, entrypoint: str | None, base_url: str | None, api_key_
         chosen = entrypoint or next((e["name"] for e in info.get("entrypoints") or []), None)
         schema = client.get_input_contract(app_id, chosen)
     click.echo(render.contract_skeleton(info, schema, chosen), nl=False)
+
+
+def _parse_targets(values: tuple[str, ...]) -> tuple[Any, ...]:
+    from reconciler.kinds import KINDS
+    from reconciler.model import ResourceKey
+
+    out = []
+    for value in values:
+        kind, _, name = value.partition("/")
+        if kind not in KINDS or not name:
+            raise UsageError(f"--target {value!r} is not KIND/NAME", hint=f"For example App/my-crawler; kinds: {', '.join(KINDS)}.")
+        out.append(ResourceKey(kind, name))
+    return tuple(out)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--out", type=click.Path(dir_okay=False), help="Also write the plan as JSON to this file (for `apply`).")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("--target", "targets", multiple=True, metavar="KIND/NAME", help="Plan only these objects; repeatable.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes (0: none, 1: error).")
+@click.option("--prune", is_flag=True, help="Plan deletes of managed objects that are no longer declared as real deletes.")
+@click.option("--parallelism", type=click.IntRange(1, 64), default=None, help="Concurrent API calls (default: reconciler.yaml, else 8).")
+@click.option("--var-file", "var_files", multiple=True, type=click.Path(), help="Variables file for ${var:name}; repeatable.")
+@click.option("--allow-missing-secrets", is_flag=True, help="Plan without secret values (rotation cannot be detected).")
+@click.option("--verbose", is_flag=True, help="Also list the objects that do not change.")
+@_tenant_options
+def plan(paths: tuple[str, ...], out: str | None, fmt: str, targets: tuple[str, ...], detailed_exitcode: bool, prune: bool,
+         parallelism: int | None, var_files: tuple[str, ...], allow_missing_secrets: bool, verbose: bool,
+         base_url: str | None, api_key_env: str) -> int:
+    """Show what apply would change on the tenant to match the manifests."""
+    import os
+    from pathlib import Path
+
+    from reconciler import render
+    from reconciler.engine import make_plan
+    from reconciler.files import write_text_atomic
+    from reconciler.tenant import connect
+
+    chosen = _parse_targets(targets)
+    with connect(base_url, api_key_env) as tenant:
+        result = make_plan(paths, tenant.client, api_key=tenant.api_key, var_files=var_files,
+                           allow_missing_secrets=allow_missing_secrets, prune=prune, targets=chosen,
+                           parallelism=parallelism)
+    the_plan = result.plan
+    if out:
+        write_text_atomic(Path(out), render.plan_json(the_plan))
+    if fmt == "json":
+        click.echo(render.plan_json(the_plan), nl=False)
+    elif fmt == "markdown":
+        parts = render.plan_markdown(the_plan)
+        click.echo("\n<!-- reconciler: next part -->\n".join(parts), nl=False)
+    else:
+        click.echo(render.plan_text(the_plan, color=sys.stdout.isatty(), verbose=verbose), nl=False)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write("\n".join(render.plan_markdown(the_plan)) + "\n")
+    if the_plan.errors:
+        raise ReconcilerError(f"the plan has {len(the_plan.errors)} error(s); those objects are left out",
+                              hint="Fix what the errors above say, then plan again.")
+    return ExitCode.CHANGES if detailed_exitcode and the_plan.has_changes else ExitCode.OK
 
 
 @cli.group()

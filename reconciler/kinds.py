@@ -40,6 +40,9 @@ class KindSpec:
     schedule_single: str | None = None
     # At least one of these spec fields must be set for the document to do anything.
     needs_one_of: tuple[str, ...] = ()
+    # Canonical paths compared only when the manifest declares them (``a.*``: only the keys of
+    # map ``a`` that the manifest names). Leaving them out leaves the live value alone.
+    declared_only: tuple[str, ...] = ()
 
 
 KINDS: dict[str, KindSpec] = {
@@ -54,6 +57,7 @@ KINDS: dict[str, KindSpec] = {
             secret_twins=(("extra", "secretExtra"),),
             immutable=("connector",),
             server_owned=("id", "version", "createdAt", "updatedAt", "createdBy", "tenantId", "isActive"),
+            declared_only=("connectorConfigName", "connectorType", "description", "host", "port"),
         ),
         KindSpec(
             "App",
@@ -63,6 +67,8 @@ KINDS: dict[str, KindSpec] = {
             server_owned=("slug", "version", "owner", "workflow_id", "user_id", "user-id", "correlation_id"),
             references=(("credentialRef", "Credential"),),
             schedule_list="schedules",
+            declared_only=("credentialRef", "schedules", "connection.adminRoles", "connection.adminUsers",
+                           "connection.adminGroups"),
         ),
         KindSpec(
             "Workflow",
@@ -71,6 +77,7 @@ KINDS: dict[str, KindSpec] = {
             server_owned=("resourceVersion", "uid", "creationTimestamp", "generation"),
             schedule_single="schedule",
             needs_one_of=("parameters", "schedule"),
+            declared_only=("parameters.*", "schedule"),
         ),
     )
 }

@@ -137,3 +137,181 @@ def contract_skeleton(app: Mapping[str, Any], contract: Mapping[str, Any], entry
         "  # run: {onCreate: true, onUpdate: false}",
     ]
     return "\n".join(lines) + "\n"
+
+
+# -- plans --------------------------------------------------------------------------------------------
+
+MARKDOWN_LIMIT = 65_000  # a PR comment holds 65,536 characters
+GUTTER = {"create": "+", "update": "~", "delete": "-", "replace": "-/+", "run": ">", "no-op": " "}
+ICON = {"create": "🟢", "update": "🟡", "delete": "🔴", "replace": "🟠", "run": "▶️", "no-op": "⚪"}
+ANSI = {"create": "32", "update": "33", "delete": "31", "replace": "35", "run": "36", "no-op": "0"}
+UNKNOWN_SCHEDULES = "(unknown: the API does not return attached schedules and the state file has no record)"
+
+
+def counts_line(counts: Mapping[str, int]) -> str:
+    """"2 to create, 1 to update, 0 to delete", plus replacements and runs when there are any."""
+    parts = [f"{counts.get('create', 0)} to create", f"{counts.get('update', 0)} to update"]
+    if counts.get("replace"):
+        parts.append(f"{counts['replace']} to replace")
+    parts.append(f"{counts.get('delete', 0)} to delete")
+    if counts.get("run"):
+        parts.append(f"{_plural(counts['run'], 'run')} to submit")
+    return ", ".join(parts)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)
+    return json.dumps(value, sort_keys=True)
+
+
+def _fire_times(schedules: Any, after: Any) -> list[str]:
+    """"Asia/Kolkata: 2026-11-22 02:00, …" for each schedule: its next three fire times, in its zone."""
+    import datetime as dt
+
+    from reconciler import cron
+
+    if isinstance(schedules, dict):
+        schedules = [schedules]
+    lines = []
+    for schedule in schedules or []:
+        expr, tz = str(schedule.get("cron", "")), str(schedule.get("timezone") or "UTC")
+        if cron.cron_problem(expr) or cron.timezone_problem(tz):
+            continue
+        start = dt.datetime.strptime(after, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+        times = ", ".join(t.strftime("%Y-%m-%d %H:%M") for t in cron.next_fire_times(expr, tz, 3, start))
+        lines.append(f"{expr} ({tz}): {times}")
+    return lines
+
+
+def _field_lines(change: Any, created_at: str) -> list[str]:
+    lines = []
+    for f in change.fields:
+        sign = {"add": "+", "remove": "-", "change": "~"}[f.op]
+        if f.path in ("schedules", "schedule"):
+            old = UNKNOWN_SCHEDULES if f.old is None and change.key.kind == "App" else _value(f.old)
+            lines.append(f"{sign} {f.path}: {old} → {_value(f.new)}")
+            for label, value in (("before", f.old), ("after", f.new)):
+                for times in _fire_times(value, created_at):
+                    lines.append(f"      next fire times {label}: {times}")
+        elif f.op == "add":
+            lines.append(f"+ {f.path}: {_value(f.new)}")
+        elif f.op == "remove":
+            lines.append(f"- {f.path}: {_value(f.old)}")
+        else:
+            lines.append(f"~ {f.path}: {_value(f.old)} → {_value(f.new)}")
+    return lines
+
+
+def _flatten(value: Any, prefix: str = "", depth: int = 2) -> list[tuple[str, Any]]:
+    """Dotted leaves, two levels deep at most ("inputs.include_filter"): deeper values, such as
+    a filter's own keys, are shown whole."""
+    if isinstance(value, dict) and value and depth > 0:
+        out = []
+        for key, sub in value.items():
+            out.extend(_flatten(sub, f"{prefix}.{key}" if prefix else str(key), depth - 1))
+        return out
+    return [(prefix, value)]
+
+
+def _body_lines(change: Any, created_at: str) -> list[str]:
+    if change.action.value == "create":
+        lines = [f"+ {path}: {_value(v)}" for path, v in _flatten(change.after or {}) if v not in (None, [], {})]
+        for times in _fire_times((change.after or {}).get("schedules"), created_at):
+            lines.append(f"      next fire times: {times}")
+        return lines
+    if change.action.value == "delete":
+        return [f"- {path}: {_value(v)}" for path, v in _flatten(change.before or {}) if v not in (None, [], {})]
+    return _field_lines(change, created_at)
+
+
+def _heading(change: Any) -> str:
+    what = change.action.value
+    if change.needs_prune:
+        what += ", needs --prune"
+    reason = f": {change.reason}" if change.reason and change.action.value != "delete" else ""
+    return f"{change.key} ({what}{reason})"
+
+
+def plan_text(plan: Any, *, color: bool = False, verbose: bool = False) -> str:
+    def paint(text: str, action: str) -> str:
+        return f"\x1b[{ANSI[action]}m{text}\x1b[0m" if color and action != "no-op" else text
+
+    lines = [f"Tenant: {plan.tenant}", ""] if plan.tenant else []
+    shown = [c for c in plan.changes if c.action.value != "no-op" or verbose]
+    for change in shown:
+        action = change.action.value
+        gutter = GUTTER[action]
+        lines.append(paint(f"{gutter} {_heading(change)}", action))
+        if action == "delete":
+            lines.append(f"    {change.reason}")
+        for body in _body_lines(change, plan.created_at):
+            lines.append("    " + paint(body, {"+": "create", "-": "delete", "~": "update"}.get(body[:1], "no-op")))
+        lines.append("")
+    unchanged = sum(c.action.value == "no-op" for c in plan.changes)
+    if unchanged and not verbose:
+        lines.append(f"{_plural(unchanged, 'object')} unchanged.")
+    if plan.unmanaged:
+        listed = ", ".join(_plural(n, k) for k, n in sorted(plan.unmanaged.items()))
+        lines.append(f"Not managed by these manifests, left alone: {listed}.")
+    for d in plan.diagnostics:
+        lines.append(("Error: " if d.is_error else "Warning: ") + (diagnostic_line(d) if d.file else f"{d.code} {d.message}"))
+        if d.hint:
+            lines.append(f"    hint: {d.hint}")
+    if plan.has_changes:
+        lines.append(f"Plan: {counts_line(plan.counts())}.")
+    else:
+        lines.append("No changes. The tenant matches the manifests.")
+    return "\n".join(lines).strip("\n") + "\n"
+
+
+def plan_markdown(plan: Any, *, limit: int = MARKDOWN_LIMIT) -> list[str]:
+    """The plan as markdown for a pull-request comment, in parts each shorter than ``limit``."""
+    title = f"### reconciler plan: {counts_line(plan.counts())}" if plan.has_changes else \
+        "### reconciler plan: no changes"
+    header = [title, "", f"Tenant: `{plan.tenant}` · planned {plan.created_at}", ""]
+    rows = [c for c in plan.changes if c.action.value != "no-op"]
+    blocks: list[str] = []
+    if rows:
+        table = ["| | Object | Action | Why |", "|---|---|---|---|"]
+        for c in rows:
+            action = c.action.value + (" (needs `--prune`)" if c.needs_prune else "")
+            table.append(f"| {ICON[c.action.value]} | `{c.key}` | {action} | {c.reason.replace('|', '/')} |")
+        blocks.append("\n".join(table) + "\n")
+        for c in rows:
+            body = "\n".join(f"{line}" for line in _body_lines(c, plan.created_at)) or "(no field changes)"
+            diff_body = "\n".join(("+" if l.startswith("+") else "-" if l.startswith("-") else "!" if l.startswith("~") else " ") + l[1:]
+                                  if l[:1] in "+-~" else l for l in body.splitlines())
+            blocks.append(f"<details><summary><code>{c.key}</code>: {c.action.value}</summary>\n\n```diff\n{diff_body}\n```\n</details>\n")
+    else:
+        blocks.append("No changes. The tenant matches the manifests.\n")
+    footer = []
+    unchanged = sum(c.action.value == "no-op" for c in plan.changes)
+    if unchanged:
+        footer.append(f"{_plural(unchanged, 'object')} unchanged.")
+    if plan.unmanaged:
+        footer.append("Not managed by these manifests, left alone: " +
+                      ", ".join(_plural(n, k) for k, n in sorted(plan.unmanaged.items())) + ".")
+    for d in plan.diagnostics:
+        footer.append(f"- **{d.severity}** `{d.code}` {d.message}")
+    if footer:
+        blocks.append("\n".join(footer) + "\n")
+
+    parts: list[str] = []
+    current = "\n".join(header)
+    for block in blocks:
+        if len(block) > limit - 200:
+            block = block[: limit - 400] + "\n```\n(truncated: see the plan file for the rest)\n</details>\n"
+        if len(current) + len(block) + 1 > limit - 100:
+            parts.append(current)
+            current = f"{title} (continued)\n\n"
+        current += block + "\n"
+    parts.append(current)
+    if len(parts) > 1:
+        parts = [p.rstrip("\n") + f"\n\n_Part {i} of {len(parts)}._\n" for i, p in enumerate(parts, 1)]
+    return parts
+
+
+def plan_json(plan: Any) -> str:
+    """The documented, stable JSON form (see README: "Plan JSON")."""
+    return json.dumps(plan.to_dict(), indent=2) + "\n"

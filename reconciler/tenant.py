@@ -6,21 +6,31 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from reconciler.client import ApiClient
 from reconciler.errors import UsageError
 
+# The embedded sandbox listens on loopback only, for the life of one command. A fixed token keeps
+# secret fingerprints (keyed from the API key) stable from one run to the next.
+EMBEDDED_TOKEN = "embedded-sandbox"
 _announced = False
+
+
+@dataclass
+class Tenant:
+    client: ApiClient
+    api_key: str
+    embedded: bool = False
 
 
 @contextlib.contextmanager
 def connect(base_url: str | None = None, api_key_env: str = "ATLAN_API_KEY",
-            state_dir: Path = Path(".reconciler")) -> Iterator[ApiClient]:
-    """An API client for the chosen tenant, closed (and any embedded sandbox stopped) on exit."""
+            state_dir: Path = Path(".reconciler")) -> Iterator[Tenant]:
+    """The chosen tenant's client, closed (and any embedded sandbox stopped) on exit."""
     base_url = base_url or os.environ.get("ATLAN_BASE_URL")
     if base_url:
         api_key = os.environ.get(api_key_env, "")
@@ -28,21 +38,20 @@ def connect(base_url: str | None = None, api_key_env: str = "ATLAN_API_KEY",
             raise UsageError(f"{api_key_env} is not set, so the tenant at {base_url} cannot be called",
                              hint=f"Export {api_key_env} with an API token of the tenant.")
         with ApiClient(base_url, api_key) as client:
-            yield client
+            yield Tenant(client, api_key)
         return
 
     from reconciler.sandbox import Sandbox, SandboxConfig  # only needed without a real tenant
 
     state_file = state_dir / "sandbox.json"
-    token = secrets.token_urlsafe(24)
-    sandbox = Sandbox(SandboxConfig(token=token, state_file=str(state_file))).start()
+    sandbox = Sandbox(SandboxConfig(token=EMBEDDED_TOKEN, state_file=str(state_file))).start()
     global _announced
     if not _announced:
         _announced = True
         print(f"No ATLAN_BASE_URL set: using the embedded sandbox tenant at {sandbox.base_url} "
               f"(state in {state_file}).", file=sys.stderr)
     try:
-        with ApiClient(sandbox.base_url, token) as client:
-            yield client
+        with ApiClient(sandbox.base_url, EMBEDDED_TOKEN) as client:
+            yield Tenant(client, EMBEDDED_TOKEN, embedded=True)
     finally:
         sandbox.stop()

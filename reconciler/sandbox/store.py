@@ -16,13 +16,13 @@ import json
 import os
 import random
 import string
-import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from reconciler.files import write_text_atomic
 from reconciler.sandbox import catalogue
 
 STATE_FORMAT = 1
@@ -55,22 +55,6 @@ def seeded_state() -> dict[str, Any]:
         source["metadata"]["resourceVersion"] = "1"
         state["templates"][name] = {"source": source, "archived": False}
     return state
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a file so that a reader (or a crash) sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 class Store:

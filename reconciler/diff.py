@@ -1,0 +1,104 @@
+"""Field-level differences between two canonical objects. Pure; the only module that uses deepdiff.
+
+Takes the canonical desired and live forms of one object (from ``normalize``), the kind's
+declared-only paths and the manifest's ``ignoreDifferences``; returns ``FieldChange`` records.
+Equal objects cost one comparison of canonical JSON; deepdiff runs only where they differ, and
+its output is turned into ``FieldChange`` here, at once: nothing downstream sees deepdiff.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from deepdiff import DeepDiff
+
+from reconciler.normalize import canonical_json
+
+MISSING = object()
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    op: str  # "add", "remove" or "change"
+    path: str  # dotted, e.g. "inputs.include_filter"
+    old: Any = None
+    new: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": self.op, "path": self.path, "old": self.old, "new": self.new}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "FieldChange":
+        return cls(op=data["op"], path=data["path"], old=data.get("old"), new=data.get("new"))
+
+
+def _get(obj: Any, parts: list[str]) -> Any:
+    for part in parts:
+        if not isinstance(obj, dict) or part not in obj:
+            return MISSING
+        obj = obj[part]
+    return obj
+
+
+def _drop(obj: Any, parts: list[str]) -> None:
+    for part in parts[:-1]:
+        if not isinstance(obj, dict) or part not in obj:
+            return
+        obj = obj[part]
+    if isinstance(obj, dict):
+        obj.pop(parts[-1], None)
+
+
+def masked(desired: Mapping[str, Any], live: Mapping[str, Any], declared_only: Iterable[str],
+           ignore: Iterable[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Copies of both sides without ignored paths, and with the live side reduced to what the
+    manifest declares where the kind compares only declared fields."""
+    desired, live = copy.deepcopy(dict(desired)), copy.deepcopy(dict(live))
+    for path in declared_only:
+        parts = path.split(".")
+        if parts[-1] == "*":
+            wanted = _get(desired, parts[:-1])
+            have = _get(live, parts[:-1])
+            if isinstance(have, dict):
+                for key in list(have):
+                    if not isinstance(wanted, dict) or key not in wanted:
+                        del have[key]
+        elif _get(desired, parts) is MISSING:
+            _drop(live, parts)
+    for path in ignore:
+        parts = path.split(".")
+        _drop(desired, parts)
+        _drop(live, parts)
+    return desired, live
+
+
+def field_changes(before: Mapping[str, Any], after: Mapping[str, Any], atomic: Iterable[str] = ()) -> list[FieldChange]:
+    """What changes from ``before`` (live) to ``after`` (desired). Lists, and the top-level
+    fields named in ``atomic`` (schedules), change as a whole."""
+    atomic = set(atomic)
+    if canonical_json(before) == canonical_json(after):
+        return []
+    tree = DeepDiff(before, after, view="tree", ignore_order=False)
+    seen: dict[str, FieldChange] = {}
+    for report_type, levels in tree.items():
+        for level in levels:
+            parts = level.path(output_format="list")
+            # A difference inside a list is shown as the whole list changing: clearer than indices.
+            cut = next((i for i, p in enumerate(parts) if isinstance(p, int)), None)
+            if cut is not None:
+                parts = parts[:cut]
+            if parts and parts[0] in atomic:
+                parts = parts[:1]
+            path = ".".join(str(p) for p in parts)
+            if path in seen:
+                continue
+            old, new = _get(before, [str(p) for p in parts]), _get(after, [str(p) for p in parts])
+            if old is MISSING:
+                seen[path] = FieldChange("add", path, None, new)
+            elif new is MISSING:
+                seen[path] = FieldChange("remove", path, old, None)
+            else:
+                seen[path] = FieldChange("change", path, old, new)
+    return sorted(seen.values(), key=lambda c: c.path)

@@ -1,0 +1,169 @@
+"""Runs the stages of a command in order: validate → fetch → online checks → plan.
+
+The only place that knows the order of the stages; each stage stays ignorant of the others.
+Touches the network only through the client it is given.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from jsonschema import Draft202012Validator
+
+from reconciler import kinds
+from reconciler.client import ApiClient
+from reconciler.errors import Diagnostic, ManifestError
+from reconciler.fetch import Live, fetch
+from reconciler.model import Resource, ResourceKey
+from reconciler.normalize import PLUMBING, wire_inputs
+from reconciler.plan import Plan, Records, build_plan
+from reconciler.state import StateFile, TenantState, fingerprint_key, secret_fingerprint
+from reconciler.validate import Manifests, validate
+
+
+@dataclass
+class PlanResult:
+    plan: Plan
+    manifests: Manifests
+    live: Live
+    state: StateFile
+
+
+def make_plan(
+    paths: Iterable[str],
+    client: ApiClient,
+    *,
+    api_key: str,
+    var_files: Iterable[str] = (),
+    allow_missing_secrets: bool = False,
+    prune: bool = False,
+    targets: Iterable[ResourceKey] = (),
+    parallelism: int | None = None,
+    env: Mapping[str, str] | None = None,
+    now: dt.datetime | None = None,
+) -> PlanResult:
+    env = os.environ if env is None else env
+    manifests = validate(paths, var_files=var_files, env=env, allow_missing_secrets=allow_missing_secrets)
+    if manifests.errors:
+        raise ManifestError(manifests.diagnostics)
+    targets = tuple(targets)
+    unknown = [t for t in targets if t not in manifests.resources]
+    state = StateFile.load(manifests.project.state_file)
+    tenant = state.tenant(client.base_url)
+    live = fetch(client, manifests.resources, recorded=tenant.resources,
+                 parallelism=parallelism or manifests.project.parallelism)
+    notes = [*manifests.warnings, *online_checks(manifests.resources, live)]
+    for target in unknown:
+        if target not in live.state:
+            notes.append(Diagnostic("", 0, 0, "RC104", f"--target {target} names nothing declared or live", severity="warning"))
+    plan = build_plan(
+        manifests.resources,
+        live.state,
+        live.context,
+        records=records_of(tenant),
+        desired_fingerprints=desired_secret_fingerprints(manifests.resources, env, fingerprint_key(api_key)),
+        ambiguous=live.ambiguous,
+        owned_prefixes=manifests.project.owned_prefixes,
+        prune=prune,
+        targets=targets,
+        tenant=client.base_url,
+        now=now,
+        diagnostics=notes,
+    )
+    return PlanResult(plan=plan, manifests=manifests, live=live, state=state)
+
+
+def records_of(tenant: TenantState) -> Records:
+    keys = {k: ResourceKey(*k.split("/", 1)) for k in tenant.resources}
+    return Records(
+        managed=frozenset(keys.values()),
+        prevent_destroy=frozenset(keys[k] for k, r in tenant.resources.items() if r.get("preventDestroy")),
+        secret_fingerprints={keys[k]: r["secretFingerprint"] for k, r in tenant.resources.items() if r.get("secretFingerprint")},
+    )
+
+
+def secret_values(resource: Resource, env: Mapping[str, str]) -> dict[str, str] | None:
+    """The secret values of a desired resource, read from the environment; None if any is unset."""
+    spec = kinds.KINDS[resource.key.kind]
+    refs: dict[str, str] = {}
+    for name in spec.secret_paths:
+        if name in resource.spec:
+            refs[name] = str(resource.spec[name])
+    for mapping in spec.secret_maps:
+        for key, value in (resource.spec.get(mapping) or {}).items():
+            refs[f"{mapping}.{key}"] = str(value)
+    values = {}
+    for name, ref in refs.items():
+        var = ref[len("${env:"):-1] if ref.startswith("${env:") and ref.endswith("}") else None
+        if var is None or var not in env:
+            return None
+        values[name] = env[var]
+    return values
+
+
+def desired_secret_fingerprints(desired: Mapping[ResourceKey, Resource], env: Mapping[str, str], key: bytes) -> dict[ResourceKey, str]:
+    out = {}
+    for k, resource in desired.items():
+        if not (kinds.KINDS[k.kind].secret_paths or kinds.KINDS[k.kind].secret_maps):
+            continue
+        values = secret_values(resource, env)
+        if values:
+            out[k] = secret_fingerprint(key, values)
+    return out
+
+
+def online_checks(desired: Mapping[ResourceKey, Resource], live: Live) -> list[Diagnostic]:
+    """What only the tenant can tell: unknown app ids and inputs that its contracts reject."""
+    notes = []
+    for key, resource in sorted(desired.items()):
+        if key.kind != "App":
+            continue
+        file, _, line = resource.origin.rpartition(":")
+        app_id = str(resource.spec.get("appId"))
+        if app_id in live.unknown_apps:
+            notes.append(Diagnostic(file, int(line or 0), 1, "RC110", f"{key}: the tenant has no app {app_id!r}",
+                                    "spec.appId", hint="Check the marketplace id, e.g. snowflake-crawler."))
+            continue
+        facts = live.context.contracts.get(app_id)
+        entrypoint = resource.spec.get("entrypoint")
+        contract = facts.contract(entrypoint) if facts else None
+        if facts is not None and entrypoint and contract is None:
+            notes.append(Diagnostic(file, int(line or 0), 1, "RC112",
+                                    f"{key}: app {app_id!r} has no entrypoint {entrypoint!r}", "spec.entrypoint",
+                                    hint=f"Omit entrypoint for the default ({facts.default_entrypoint})."))
+            continue
+        if not contract:
+            continue
+        inputs = {k: v for k, v in (resource.spec.get("inputs") or {}).items() if k not in PLUMBING}
+        for error in sorted(_inputs_validator(app_id, contract).iter_errors(wire_inputs(inputs, contract)),
+                            key=lambda e: list(e.absolute_path)):
+            where = ".".join(str(p) for p in error.absolute_path)
+            if error.validator == "additionalProperties":
+                extra = sorted(set(error.instance) - set(contract.get("properties") or {}))
+                message = f"{key}: the input contract of {app_id} has no input {', '.join(map(repr, extra))}"
+                where = ".".join(filter(None, [where, extra[0] if extra else ""]))
+            else:
+                message = f"{key}: input {where or 'inputs'} is rejected by the contract of {app_id}: {error.message}"
+            notes.append(Diagnostic(file, int(line or 0), 1, "RC111", message, f"spec.inputs.{where}".rstrip("."),
+                                    hint=f"See `reconciler contract {app_id}` for the inputs and their types."))
+    return notes
+
+
+_validators: dict[tuple[str, str], Draft202012Validator] = {}
+
+
+def _inputs_validator(app_id: str, contract: Mapping[str, Any]) -> Draft202012Validator:
+    """The contract without its plumbing (connection, credential): those come from the manifest's
+    connection and credentialRef, and are checked there."""
+    cache_key = (app_id, str(id(contract)))
+    if cache_key not in _validators:
+        schema = copy.deepcopy(dict(contract))
+        schema.pop("required", None)
+        schema.pop("allOf", None)
+        schema["properties"] = {k: v for k, v in (schema.get("properties") or {}).items() if k not in PLUMBING}
+        _validators[cache_key] = Draft202012Validator(schema)
+    return _validators[cache_key]

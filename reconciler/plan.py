@@ -1,0 +1,262 @@
+"""Desired and live State → a Plan: frozen, versioned, ordered, serialisable. Pure.
+
+Takes both States (manifest-shaped ``Resource`` objects), the normalization context, what the
+state file recorded (managed objects, schedules, secret fingerprints, preventDestroy), the
+ownership scope and the options; returns a ``Plan`` whose changes are ordered by dependency rank
+then name. ``to_dict`` / ``from_dict`` are the only serialisation path. No network, no CLI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from reconciler import kinds
+from reconciler.diff import FieldChange, field_changes, masked
+from reconciler.errors import Diagnostic
+from reconciler.model import Resource, ResourceKey, State
+from reconciler.normalize import Context, as_declared, canonical
+
+PLAN_FORMAT_VERSION = 1
+SECRETS_PATH = "secrets"
+SENSITIVE = "(sensitive)"
+
+
+class Action(str, enum.Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    REPLACE = "replace"
+    RUN = "run"
+    NOOP = "no-op"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One action on one object. ``before`` is the canonical live object (none for a create),
+    ``after`` the canonical desired one (none for a delete); neither holds a secret."""
+
+    action: Action
+    key: ResourceKey
+    before: Mapping[str, Any] | None = None
+    after: Mapping[str, Any] | None = None
+    fields: tuple[FieldChange, ...] = ()
+    reason: str = ""
+    fingerprint: str | None = None  # of the live object the change was computed from
+    needs_prune: bool = False  # a delete that apply performs only with --prune
+    origin: str = ""  # file:line of the manifest
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action.value,
+            "kind": self.key.kind,
+            "name": self.key.name,
+            "before": self.before,
+            "after": self.after,
+            "fields": [f.to_dict() for f in self.fields],
+            "reason": self.reason,
+            "fingerprint": self.fingerprint,
+            "needs_prune": self.needs_prune,
+            "origin": self.origin,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Change":
+        return cls(
+            action=Action(data["action"]),
+            key=ResourceKey(data["kind"], data["name"]),
+            before=data.get("before"),
+            after=data.get("after"),
+            fields=tuple(FieldChange.from_dict(f) for f in data.get("fields") or ()),
+            reason=data.get("reason", ""),
+            fingerprint=data.get("fingerprint"),
+            needs_prune=bool(data.get("needs_prune", False)),
+            origin=data.get("origin", ""),
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[Change, ...]
+    tenant: str = ""
+    created_at: str = ""
+    prune: bool = False
+    targets: tuple[str, ...] = ()
+    unmanaged: Mapping[str, int] = field(default_factory=dict)  # live objects not ours, per kind
+    diagnostics: tuple[Diagnostic, ...] = ()
+    format_version: int = PLAN_FORMAT_VERSION
+
+    def counts(self) -> dict[str, int]:
+        out = {a.value: 0 for a in Action}
+        for change in self.changes:
+            out[change.action.value] += 1
+        return out
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.action is not Action.NOOP for c in self.changes)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "created_at": self.created_at,
+            "tenant": self.tenant,
+            "prune": self.prune,
+            "targets": list(self.targets),
+            "summary": self.counts(),
+            "changes": [c.to_dict() for c in self.changes],
+            "unmanaged": dict(self.unmanaged),
+            "diagnostics": [
+                {"code": d.code, "severity": d.severity, "message": d.message, "file": d.file, "line": d.line,
+                 "column": d.column, "path": d.path, "hint": d.hint}
+                for d in self.diagnostics
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Plan":
+        version = data.get("format_version")
+        if version != PLAN_FORMAT_VERSION:
+            raise ValueError(f"plan format version {version!r} is not supported (this reconciler reads {PLAN_FORMAT_VERSION})")
+        return cls(
+            changes=tuple(Change.from_dict(c) for c in data.get("changes") or ()),
+            tenant=data.get("tenant", ""),
+            created_at=data.get("created_at", ""),
+            prune=bool(data.get("prune", False)),
+            targets=tuple(data.get("targets") or ()),
+            unmanaged=dict(data.get("unmanaged") or {}),
+            diagnostics=tuple(
+                Diagnostic(d.get("file", ""), int(d.get("line", 0)), int(d.get("column", 0)), d["code"], d["message"],
+                           d.get("path", ""), d.get("severity", "error"), d.get("hint", ""))
+                for d in data.get("diagnostics") or ()
+            ),
+            format_version=version,
+        )
+
+
+@dataclass(frozen=True)
+class Records:
+    """What the state file recorded for this tenant, as the planner needs it."""
+
+    managed: frozenset[ResourceKey] = frozenset()
+    prevent_destroy: frozenset[ResourceKey] = frozenset()
+    secret_fingerprints: Mapping[ResourceKey, str] = field(default_factory=dict)
+
+
+def build_plan(
+    desired: State,
+    live: State,
+    ctx: Context,
+    *,
+    records: Records = Records(),
+    desired_fingerprints: Mapping[ResourceKey, str] | None = None,
+    ambiguous: Mapping[ResourceKey, Iterable[str]] | None = None,
+    owned_prefixes: Iterable[str] = (),
+    prune: bool = False,
+    targets: Iterable[ResourceKey] = (),
+    tenant: str = "",
+    now: dt.datetime | None = None,
+    diagnostics: Iterable[Diagnostic] = (),
+) -> Plan:
+    """Pair by identity (desired − live = create, live − desired = delete candidates, both =
+    compare) and decide one action per object."""
+    targets = tuple(targets)
+    owned_prefixes = tuple(owned_prefixes)
+    notes = list(diagnostics)
+    for key, slugs in sorted((ambiguous or {}).items()):
+        origin = desired[key].origin if key in desired else ""
+        file, _, line = origin.rpartition(":")
+        notes.append(Diagnostic(file, int(line or 0), 1, "RC101",
+                                f"{key} is ambiguous: {len(list(slugs))} live objects have this name ({', '.join(slugs)}); "
+                                "it is left out of the plan", hint="Delete or rename the duplicates on the tenant."))
+    skip = set(ambiguous or {})
+    changes: list[Change] = []
+    unmanaged: dict[str, int] = {}
+    for spec in kinds.by_rank():
+        names = {k for k in (*desired, *live) if k.kind == spec.kind} - skip
+        for key in sorted(names):
+            if targets and key not in targets:
+                continue
+            want, have = desired.get(key), live.get(key)
+            if want is not None and have is None:
+                changes.extend(_create(want, spec, ctx, notes))
+            elif want is None and have is not None:
+                if _managed(key, records, owned_prefixes):
+                    change = _delete(have, spec, ctx, records, prune, notes)
+                    if change is not None:
+                        changes.append(change)
+                else:
+                    unmanaged[spec.kind] = unmanaged.get(spec.kind, 0) + 1
+            elif want is not None and have is not None:
+                fingerprint = (desired_fingerprints or {}).get(key)
+                changes.extend(_compare(want, have, spec, ctx, records, fingerprint, notes))
+    created = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Plan(changes=tuple(changes), tenant=tenant, created_at=created, prune=prune,
+                targets=tuple(str(t) for t in targets), unmanaged=unmanaged, diagnostics=tuple(sorted(notes)))
+
+
+def _managed(key: ResourceKey, records: Records, owned_prefixes: tuple[str, ...]) -> bool:
+    return key in records.managed or any(key.name.startswith(p) for p in owned_prefixes)
+
+
+def _runs(want: Resource, when: str) -> bool:
+    return bool((want.spec.get("run") or {}).get(when))
+
+
+def _create(want: Resource, spec: kinds.KindSpec, ctx: Context, notes: list[Diagnostic]) -> list[Change]:
+    if spec.kind == "Workflow":
+        file, _, line = want.origin.rpartition(":")
+        notes.append(Diagnostic(file, int(line or 0), 1, "RC102",
+                                f"{want.key} does not exist on the tenant; a Workflow manages an existing template only",
+                                hint="Check the template name (Workflows created in the UI are named <prefix>-<10-digit epoch>)."))
+        return []
+    after = canonical(want, as_declared(ctx))
+    out = [Change(Action.CREATE, want.key, None, after, reason="not on the tenant", origin=want.origin)]
+    if _runs(want, "onCreate"):
+        out.append(Change(Action.RUN, want.key, None, None, reason="run.onCreate", origin=want.origin))
+    return out
+
+
+def _delete(have: Resource, spec: kinds.KindSpec, ctx: Context, records: Records, prune: bool,
+            notes: list[Diagnostic]) -> Change | None:
+    if have.key in records.prevent_destroy:
+        notes.append(Diagnostic("", 0, 0, "RC103", f"{have.key} is no longer declared, but preventDestroy was recorded for it; "
+                                "it will not be deleted", severity="warning",
+                                hint="Delete it in Atlan yourself, or declare it again."))
+        return None
+    reason = "no longer declared" + ("" if prune else "; apply deletes it only with --prune")
+    return Change(Action.DELETE, have.key, canonical(have, ctx), None, reason=reason,
+                  fingerprint=have.server.get("fingerprint"), needs_prune=not prune)
+
+
+def _compare(want: Resource, have: Resource, spec: kinds.KindSpec, ctx: Context, records: Records,
+             desired_fingerprint: str | None, notes: list[Diagnostic]) -> list[Change]:
+    ignore = want.spec.get("ignoreDifferences") or ()
+    after, before = masked(canonical(want, ctx), canonical(have, ctx), spec.declared_only, ignore)
+    atomic = [name for name in (spec.schedule_list, spec.schedule_single) if name]
+    fields = field_changes(before, after, atomic)
+    recorded = records.secret_fingerprints.get(want.key)
+    if desired_fingerprint and recorded and desired_fingerprint != recorded:
+        fields.append(FieldChange("change", SECRETS_PATH, SENSITIVE, f"{SENSITIVE}: rotated"))
+    elif desired_fingerprint and not recorded:
+        notes.append(Diagnostic("", 0, 0, "RC105", f"{want.key}: its secrets were not set by reconciler, so whether they "
+                                "match cannot be known; the next apply records them and detects rotations from then on",
+                                severity="warning"))
+    fingerprint = have.server.get("fingerprint")
+    immutable = [f for f in fields if f.path.split(".")[0] in spec.immutable]
+    if immutable:
+        reason = f"{', '.join(sorted({f.path for f in immutable}))} cannot change in place; apply needs --allow-replace"
+        return [Change(Action.REPLACE, want.key, before, after, tuple(fields), reason, fingerprint, origin=want.origin)]
+    if not fields:
+        return [Change(Action.NOOP, want.key, before, after, (), "", fingerprint, origin=want.origin)]
+    out = [Change(Action.UPDATE, want.key, before, after, tuple(fields), "differs from the manifest", fingerprint,
+                  origin=want.origin)]
+    if _runs(want, "onUpdate"):
+        out.append(Change(Action.RUN, want.key, None, None, reason="run.onUpdate", origin=want.origin))
+    return out

@@ -1,0 +1,79 @@
+"""The state file: what the reconciler knows that the tenant API does not tell it.
+
+Per tenant base URL: the slug of each managed app and the trigger ids of its schedules (the API
+does not return attached schedules), credential guids and keyed fingerprints of their secrets
+(secrets are write-only), and the recorded ``preventDestroy`` flags. It holds no secret and is
+safe to commit. Writes are atomic (temp file + fsync + rename).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import ReconcilerError
+from reconciler.files import write_text_atomic
+
+STATE_FORMAT = 1
+
+
+def secret_fingerprint(key: bytes, values: dict[str, str]) -> str:
+    """HMAC-SHA256 over the secret fields of one credential (name=value, sorted): detects a
+    rotation without storing or reading back the secret."""
+    message = "\n".join(f"{name}={values[name]}" for name in sorted(values)).encode()
+    return "hmac-sha256:" + hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def fingerprint_key(api_key: str) -> bytes:
+    """RECONCILER_FINGERPRINT_KEY when set, else a key derived from the API key."""
+    explicit = os.environ.get("RECONCILER_FINGERPRINT_KEY")
+    if explicit:
+        return explicit.encode()
+    return hashlib.sha256(b"reconciler-fingerprint:" + api_key.encode()).digest()
+
+
+@dataclass
+class TenantState:
+    """The records of one tenant: ``resources["App/name"] = {...}``."""
+
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def get(self, key: Any) -> dict[str, Any]:
+        return self.resources.get(str(key), {})
+
+
+@dataclass
+class StateFile:
+    path: Path
+    tenants: dict[str, TenantState] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> "StateFile":
+        if not path.exists():
+            return cls(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ReconcilerError(f"state file {path} cannot be read: {exc}",
+                                  hint="Restore it from Git, or move it aside: objects are re-discovered by name.") from exc
+        if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+            raise ReconcilerError(f"state file {path} is not a format-{STATE_FORMAT} reconciler state file",
+                                  hint="Point stateFile in reconciler.yaml at the right file, or move this one aside.")
+        tenants = {url: TenantState(resources=dict(t.get("resources") or {})) for url, t in (data.get("tenants") or {}).items()}
+        return cls(path, tenants)
+
+    def tenant(self, base_url: str) -> TenantState:
+        return self.tenants.setdefault(base_url.rstrip("/") + "/", TenantState())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": STATE_FORMAT,
+                "tenants": {url: {"resources": copy.deepcopy(t.resources)} for url, t in sorted(self.tenants.items())}}
+
+    def save(self) -> None:
+        write_text_atomic(self.path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
