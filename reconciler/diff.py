@@ -61,7 +61,9 @@ def masked(desired: Mapping[str, Any], live: Mapping[str, Any], declared_only: I
         if parts[-1] == "*":
             wanted = _get(desired, parts[:-1])
             have = _get(live, parts[:-1])
-            if isinstance(have, dict):
+            if wanted is MISSING:
+                _drop(live, parts[:-1])
+            elif isinstance(have, dict):
                 for key in list(have):
                     if not isinstance(wanted, dict) or key not in wanted:
                         del have[key]
@@ -75,8 +77,9 @@ def masked(desired: Mapping[str, Any], live: Mapping[str, Any], declared_only: I
 
 
 def field_changes(before: Mapping[str, Any], after: Mapping[str, Any], atomic: Iterable[str] = ()) -> list[FieldChange]:
-    """What changes from ``before`` (live) to ``after`` (desired). Lists, and the top-level
-    fields named in ``atomic`` (schedules), change as a whole."""
+    """What changes from ``before`` (live) to ``after`` (desired), at most two levels deep
+    ("inputs.include_filter" changes as a whole, not key by key). Lists, and the top-level fields
+    named in ``atomic`` (schedules), change as a whole too."""
     atomic = set(atomic)
     if canonical_json(before) == canonical_json(after):
         return []
@@ -89,8 +92,7 @@ def field_changes(before: Mapping[str, Any], after: Mapping[str, Any], atomic: I
             cut = next((i for i, p in enumerate(parts) if isinstance(p, int)), None)
             if cut is not None:
                 parts = parts[:cut]
-            if parts and parts[0] in atomic:
-                parts = parts[:1]
+            parts = parts[:1] if parts and parts[0] in atomic else parts[:2]
             path = ".".join(str(p) for p in parts)
             if path in seen:
                 continue

@@ -56,7 +56,10 @@ def make_plan(
     tenant = state.tenant(client.base_url)
     live = fetch(client, manifests.resources, recorded=tenant.resources,
                  parallelism=parallelism or manifests.project.parallelism)
-    notes = [*manifests.warnings, *online_checks(manifests.resources, live)]
+    online = online_checks(manifests.resources, live)
+    notes = [*manifests.warnings, *(d for _, d in online)]
+    # An object the tenant would reject is left out of the plan (its errors say why).
+    rejected = {key for key, d in online if d.is_error}
     for target in unknown:
         if target not in live.state:
             notes.append(Diagnostic("", 0, 0, "RC104", f"--target {target} names nothing declared or live", severity="warning"))
@@ -67,6 +70,7 @@ def make_plan(
         records=records_of(tenant),
         desired_fingerprints=desired_secret_fingerprints(manifests.resources, env, fingerprint_key(api_key)),
         ambiguous=live.ambiguous,
+        excluded=rejected,
         owned_prefixes=manifests.project.owned_prefixes,
         prune=prune,
         targets=targets,
@@ -116,29 +120,30 @@ def desired_secret_fingerprints(desired: Mapping[ResourceKey, Resource], env: Ma
     return out
 
 
-def online_checks(desired: Mapping[ResourceKey, Resource], live: Live) -> list[Diagnostic]:
+def online_checks(desired: Mapping[ResourceKey, Resource], live: Live) -> list[tuple[ResourceKey, Diagnostic]]:
     """What only the tenant can tell: unknown app ids and inputs that its contracts reject."""
-    notes = []
+    notes: list[tuple[ResourceKey, Diagnostic]] = []
     for key, resource in sorted(desired.items()):
         if key.kind != "App":
             continue
         file, _, line = resource.origin.rpartition(":")
         app_id = str(resource.spec.get("appId"))
         if app_id in live.unknown_apps:
-            notes.append(Diagnostic(file, int(line or 0), 1, "RC110", f"{key}: the tenant has no app {app_id!r}",
-                                    "spec.appId", hint="Check the marketplace id, e.g. snowflake-crawler."))
+            notes.append((key, Diagnostic(file, int(line or 0), 1, "RC110", f"{key}: the tenant has no app {app_id!r}",
+                                    "spec.appId", hint="Check the marketplace id, e.g. snowflake-crawler.")))
             continue
         facts = live.context.contracts.get(app_id)
         entrypoint = resource.spec.get("entrypoint")
         contract = facts.contract(entrypoint) if facts else None
         if facts is not None and entrypoint and contract is None:
-            notes.append(Diagnostic(file, int(line or 0), 1, "RC112",
+            notes.append((key, Diagnostic(file, int(line or 0), 1, "RC112",
                                     f"{key}: app {app_id!r} has no entrypoint {entrypoint!r}", "spec.entrypoint",
-                                    hint=f"Omit entrypoint for the default ({facts.default_entrypoint})."))
+                                    hint=f"Omit entrypoint for the default ({facts.default_entrypoint}).")))
             continue
         if not contract:
             continue
         inputs = {k: v for k, v in (resource.spec.get("inputs") or {}).items() if k not in PLUMBING}
+        reported: set[str] = set()
         for error in sorted(_inputs_validator(app_id, contract).iter_errors(wire_inputs(inputs, contract)),
                             key=lambda e: list(e.absolute_path)):
             where = ".".join(str(p) for p in error.absolute_path)
@@ -148,8 +153,11 @@ def online_checks(desired: Mapping[ResourceKey, Resource], live: Live) -> list[D
                 where = ".".join(filter(None, [where, extra[0] if extra else ""]))
             else:
                 message = f"{key}: input {where or 'inputs'} is rejected by the contract of {app_id}: {error.message}"
-            notes.append(Diagnostic(file, int(line or 0), 1, "RC111", message, f"spec.inputs.{where}".rstrip("."),
-                                    hint=f"See `reconciler contract {app_id}` for the inputs and their types."))
+            if where in reported:
+                continue  # one problem per input is enough (a wrong type also fails its enum)
+            reported.add(where)
+            notes.append((key, Diagnostic(file, int(line or 0), 1, "RC111", message, f"spec.inputs.{where}".rstrip("."),
+                                          hint=f"See `reconciler contract {app_id}` for the inputs and their types.")))
     return notes
 
 

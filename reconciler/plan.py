@@ -157,6 +157,7 @@ def build_plan(
     records: Records = Records(),
     desired_fingerprints: Mapping[ResourceKey, str] | None = None,
     ambiguous: Mapping[ResourceKey, Iterable[str]] | None = None,
+    excluded: Iterable[ResourceKey] = (),
     owned_prefixes: Iterable[str] = (),
     prune: bool = False,
     targets: Iterable[ResourceKey] = (),
@@ -165,7 +166,8 @@ def build_plan(
     diagnostics: Iterable[Diagnostic] = (),
 ) -> Plan:
     """Pair by identity (desired − live = create, live − desired = delete candidates, both =
-    compare) and decide one action per object."""
+    compare) and decide one action per object. ``ambiguous`` and ``excluded`` objects (whose
+    diagnostics say why) are left out entirely: neither changed nor deleted."""
     targets = tuple(targets)
     owned_prefixes = tuple(owned_prefixes)
     notes = list(diagnostics)
@@ -175,7 +177,7 @@ def build_plan(
         notes.append(Diagnostic(file, int(line or 0), 1, "RC101",
                                 f"{key} is ambiguous: {len(list(slugs))} live objects have this name ({', '.join(slugs)}); "
                                 "it is left out of the plan", hint="Delete or rename the duplicates on the tenant."))
-    skip = set(ambiguous or {})
+    skip = set(ambiguous or {}) | set(excluded)
     changes: list[Change] = []
     unmanaged: dict[str, int] = {}
     for spec in kinds.by_rank():
@@ -255,8 +257,8 @@ def _compare(want: Resource, have: Resource, spec: kinds.KindSpec, ctx: Context,
         return [Change(Action.REPLACE, want.key, before, after, tuple(fields), reason, fingerprint, origin=want.origin)]
     if not fields:
         return [Change(Action.NOOP, want.key, before, after, (), "", fingerprint, origin=want.origin)]
-    out = [Change(Action.UPDATE, want.key, before, after, tuple(fields), "differs from the manifest", fingerprint,
-                  origin=want.origin)]
+    reason = "secrets rotated" if [f.path for f in fields] == [SECRETS_PATH] else "differs from the manifest"
+    out = [Change(Action.UPDATE, want.key, before, after, tuple(fields), reason, fingerprint, origin=want.origin)]
     if _runs(want, "onUpdate"):
         out.append(Change(Action.RUN, want.key, None, None, reason="run.onUpdate", origin=want.origin))
     return out

@@ -258,18 +258,23 @@ def plan_text(plan: Any, *, color: bool = False, verbose: bool = False) -> str:
         lines.append(("Error: " if d.is_error else "Warning: ") + (diagnostic_line(d) if d.file else f"{d.code} {d.message}"))
         if d.hint:
             lines.append(f"    hint: {d.hint}")
-    if plan.has_changes:
-        lines.append(f"Plan: {counts_line(plan.counts())}.")
-    else:
-        lines.append("No changes. The tenant matches the manifests.")
+    lines.append(_closing(plan))
     return "\n".join(lines).strip("\n") + "\n"
+
+
+def _closing(plan: Any) -> str:
+    if plan.has_changes:
+        return f"Plan: {counts_line(plan.counts())}."
+    if plan.errors:
+        return "No changes for the objects that could be planned; fix the errors above for the rest."
+    return "No changes. The tenant matches the manifests."
 
 
 def plan_markdown(plan: Any, *, limit: int = MARKDOWN_LIMIT) -> list[str]:
     """The plan as markdown for a pull-request comment, in parts each shorter than ``limit``."""
     title = f"### reconciler plan: {counts_line(plan.counts())}" if plan.has_changes else \
         "### reconciler plan: no changes"
-    header = [title, "", f"Tenant: `{plan.tenant}` · planned {plan.created_at}", ""]
+    header = [title, "", f"Tenant: `{plan.tenant}` · planned {plan.created_at}", "", ""]
     rows = [c for c in plan.changes if c.action.value != "no-op"]
     blocks: list[str] = []
     if rows:
@@ -284,7 +289,7 @@ def plan_markdown(plan: Any, *, limit: int = MARKDOWN_LIMIT) -> list[str]:
                                   if l[:1] in "+-~" else l for l in body.splitlines())
             blocks.append(f"<details><summary><code>{c.key}</code>: {c.action.value}</summary>\n\n```diff\n{diff_body}\n```\n</details>\n")
     else:
-        blocks.append("No changes. The tenant matches the manifests.\n")
+        blocks.append(_closing(plan) + "\n")
     footer = []
     unchanged = sum(c.action.value == "no-op" for c in plan.changes)
     if unchanged:
