@@ -44,6 +44,6 @@ def test_quick_start_command_one_runs_as_written(tmp_path: Path) -> None:
     done = subprocess.run(["bash", "-c", command], cwd=project, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Valid: 6 documents in 7 files (3 Apps, 2 Credentials, 1 Workflow)." in done.stdout
-    assert "# App manifest skeleton for snowflake-crawler" in done.stdout
+    assert "Plan: 5 to create, 1 to update, 0 to delete, 1 run to submit." in done.stdout
     assert done.stderr.count("No ATLAN_BASE_URL set: using the embedded sandbox tenant") == 1
     assert (project / ".reconciler" / "sandbox.json").exists()
