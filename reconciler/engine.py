@@ -19,7 +19,7 @@ from reconciler.client import ApiClient
 from reconciler.errors import Diagnostic, ManifestError
 from reconciler.fetch import Live, fetch
 from reconciler.model import Resource, ResourceKey
-from reconciler.normalize import PLUMBING, wire_inputs
+from reconciler.normalize import PLUMBING, canonical_json, wire_inputs
 from reconciler.plan import Plan, Records, build_plan
 from reconciler.state import StateFile, TenantState, fingerprint_key, secret_fingerprint
 from reconciler.validate import Manifests, validate
@@ -167,7 +167,7 @@ _validators: dict[tuple[str, str], Draft202012Validator] = {}
 def _inputs_validator(app_id: str, contract: Mapping[str, Any]) -> Draft202012Validator:
     """The contract without its plumbing (connection, credential): those come from the manifest's
     connection and credentialRef, and are checked there."""
-    cache_key = (app_id, str(id(contract)))
+    cache_key = (app_id, canonical_json(contract))
     if cache_key not in _validators:
         schema = copy.deepcopy(dict(contract))
         schema.pop("required", None)

@@ -54,9 +54,18 @@ def fetch(client: ApiClient, desired: State, *, recorded: Mapping[str, Mapping[s
 
         app_items = apps_f.result()
         desired_names = {k.name for k in desired if k.kind == "App"}
-        app_ids = {str(r.spec.get("appId")) for k, r in desired.items() if k.kind == "App"}
-        app_ids |= {_app_id(item) for item in app_items if item.get("name") in desired_names} - {""}
-        contracts_f = {app_id: pool.submit(_app_contract, client, app_id) for app_id in sorted(app_ids)}
+        entrypoints: dict[str, set[str]] = {}
+        for key, resource in desired.items():
+            if key.kind == "App":
+                wanted = entrypoints.setdefault(str(resource.spec.get("appId")), set())
+                if resource.spec.get("entrypoint"):
+                    wanted.add(str(resource.spec["entrypoint"]))
+        for item in app_items:
+            if item.get("name") in desired_names and _app_id(item):
+                wanted = entrypoints.setdefault(_app_id(item), set())
+                if item.get("entrypoint"):
+                    wanted.add(str(item["entrypoint"]))
+        contracts_f = {app_id: pool.submit(_app_contract, client, app_id, eps) for app_id, eps in sorted(entrypoints.items())}
         # Details only where a list item lacks the rendered DAG.
         details_f = {item["slug"]: pool.submit(client.get_app, item["slug"])
                      for item in app_items if not _args_of(item) and item.get("slug")}
@@ -96,18 +105,22 @@ def fetch(client: ApiClient, desired: State, *, recorded: Mapping[str, Mapping[s
                 unknown_apps={a for a, c in contracts.items() if c is None})
 
 
-def _app_contract(client: ApiClient, app_id: str) -> AppContract | None:
+def _app_contract(client: ApiClient, app_id: str, wanted: set[str]) -> AppContract | None:
+    """The app's default entrypoint and the contracts of the entrypoints in use (the default
+    one always); None when the tenant has no such app."""
     try:
         info = client.describe_app(app_id)
     except NotFoundError:
         return None
-    entrypoints = [e.get("name") for e in info.get("entrypoints") or [] if e.get("name")]
+    entrypoints = [str(e["name"]) for e in info.get("entrypoints") or [] if e.get("name")]
     default = entrypoints[0] if entrypoints else None
-    try:
-        contract = client.get_input_contract(app_id, default)
-    except NotFoundError:
-        return AppContract(default, {})
-    return AppContract(default, {default or "": contract})
+    contracts = {}
+    for entrypoint in sorted({default or "", *(w for w in wanted if w in entrypoints)}):
+        try:
+            contracts[entrypoint] = client.get_input_contract(app_id, entrypoint or None)
+        except NotFoundError:
+            continue  # no native contract for this entrypoint
+    return AppContract(default, contracts)
 
 
 def _args_of(item: Mapping[str, Any]) -> Mapping[str, Any] | None:
