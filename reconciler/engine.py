@@ -77,6 +77,7 @@ def make_plan(
         tenant=client.base_url,
         now=now,
         diagnostics=notes,
+        state_file=str(manifests.project.state_file),
     )
     return PlanResult(plan=plan, manifests=manifests, live=live, state=state)
 

@@ -40,6 +40,8 @@ class KindSpec:
     schedule_single: str | None = None
     # At least one of these spec fields must be set for the document to do anything.
     needs_one_of: tuple[str, ...] = ()
+    # False: a manifest removed means "stop managing it", never a delete on the tenant.
+    deletable: bool = True
     # Canonical paths compared only when the manifest declares them (``a.*``: only the keys of
     # map ``a`` that the manifest names). Leaving them out leaves the live value alone.
     declared_only: tuple[str, ...] = ()
@@ -78,6 +80,7 @@ KINDS: dict[str, KindSpec] = {
             schedule_single="schedule",
             needs_one_of=("parameters", "schedule"),
             declared_only=("parameters.*", "schedule"),
+            deletable=False,  # the template belongs to the UI; a Workflow only tunes it
         ),
     )
 }

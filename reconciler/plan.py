@@ -47,6 +47,9 @@ class Change:
     fingerprint: str | None = None  # of the live object the change was computed from
     needs_prune: bool = False  # a delete that apply performs only with --prune
     origin: str = ""  # file:line of the manifest
+    # What apply needs from the manifest beyond the compared fields: secret *references*
+    # (``${env:NAME}``, never values), preventDestroy, the connection's qualifiedName to reuse.
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +63,7 @@ class Change:
             "fingerprint": self.fingerprint,
             "needs_prune": self.needs_prune,
             "origin": self.origin,
+            "settings": dict(self.settings),
         }
 
     @classmethod
@@ -74,6 +78,7 @@ class Change:
             fingerprint=data.get("fingerprint"),
             needs_prune=bool(data.get("needs_prune", False)),
             origin=data.get("origin", ""),
+            settings=dict(data.get("settings") or {}),
         )
 
 
@@ -86,6 +91,7 @@ class Plan:
     targets: tuple[str, ...] = ()
     unmanaged: Mapping[str, int] = field(default_factory=dict)  # live objects not ours, per kind
     diagnostics: tuple[Diagnostic, ...] = ()
+    state_file: str = ""  # where apply records what it did
     format_version: int = PLAN_FORMAT_VERSION
 
     def counts(self) -> dict[str, int]:
@@ -112,6 +118,7 @@ class Plan:
             "summary": self.counts(),
             "changes": [c.to_dict() for c in self.changes],
             "unmanaged": dict(self.unmanaged),
+            "state_file": self.state_file,
             "diagnostics": [
                 {"code": d.code, "severity": d.severity, "message": d.message, "file": d.file, "line": d.line,
                  "column": d.column, "path": d.path, "hint": d.hint}
@@ -131,6 +138,7 @@ class Plan:
             prune=bool(data.get("prune", False)),
             targets=tuple(data.get("targets") or ()),
             unmanaged=dict(data.get("unmanaged") or {}),
+            state_file=data.get("state_file", ""),
             diagnostics=tuple(
                 Diagnostic(d.get("file", ""), int(d.get("line", 0)), int(d.get("column", 0)), d["code"], d["message"],
                            d.get("path", ""), d.get("severity", "error"), d.get("hint", ""))
@@ -164,6 +172,7 @@ def build_plan(
     tenant: str = "",
     now: dt.datetime | None = None,
     diagnostics: Iterable[Diagnostic] = (),
+    state_file: str = "",
 ) -> Plan:
     """Pair by identity (desired − live = create, live − desired = delete candidates, both =
     compare) and decide one action per object. ``ambiguous`` and ``excluded`` objects (whose
@@ -189,6 +198,8 @@ def build_plan(
             if want is not None and have is None:
                 changes.extend(_create(want, spec, ctx, notes))
             elif want is None and have is not None:
+                if not spec.deletable:
+                    continue  # no longer managed; nothing to do on the tenant
                 if _managed(key, records, owned_prefixes):
                     change = _delete(have, spec, ctx, records, prune, notes)
                     if change is not None:
@@ -200,7 +211,28 @@ def build_plan(
                 changes.extend(_compare(want, have, spec, ctx, records, fingerprint, notes))
     created = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return Plan(changes=tuple(changes), tenant=tenant, created_at=created, prune=prune,
-                targets=tuple(str(t) for t in targets), unmanaged=unmanaged, diagnostics=tuple(sorted(notes)))
+                targets=tuple(str(t) for t in targets), unmanaged=unmanaged, diagnostics=tuple(sorted(notes)),
+                state_file=state_file)
+
+
+def settings_of(want: Resource) -> dict[str, Any]:
+    """The manifest's settings apply needs and the diff does not compare. Secret fields hold
+    their ``${env:NAME}`` reference, never a value."""
+    spec = kinds.KINDS[want.key.kind]
+    out: dict[str, Any] = {}
+    secrets = {name: want.spec[name] for name in spec.secret_paths if name in want.spec}
+    for mapping in spec.secret_maps:
+        secrets.update({f"{mapping}.{k}": v for k, v in (want.spec.get(mapping) or {}).items()})
+    if secrets:
+        out["secret_refs"] = secrets
+    if (want.spec.get("lifecycle") or {}).get("preventDestroy"):
+        out["prevent_destroy"] = True
+    qualified_name = (want.spec.get("connection") or {}).get("qualifiedName")
+    if qualified_name:
+        out["connection_qualified_name"] = qualified_name
+    if "entrypoint" in want.spec:
+        out["entrypoint"] = want.spec["entrypoint"]
+    return out
 
 
 def _managed(key: ResourceKey, records: Records, owned_prefixes: tuple[str, ...]) -> bool:
@@ -219,7 +251,8 @@ def _create(want: Resource, spec: kinds.KindSpec, ctx: Context, notes: list[Diag
                                 hint="Check the template name (Workflows created in the UI are named <prefix>-<10-digit epoch>)."))
         return []
     after = canonical(want, as_declared(ctx))
-    out = [Change(Action.CREATE, want.key, None, after, reason="not on the tenant", origin=want.origin)]
+    out = [Change(Action.CREATE, want.key, None, after, reason="not on the tenant", origin=want.origin,
+                  settings=settings_of(want))]
     if _runs(want, "onCreate"):
         out.append(Change(Action.RUN, want.key, None, None, reason="run.onCreate", origin=want.origin))
     return out
@@ -254,11 +287,14 @@ def _compare(want: Resource, have: Resource, spec: kinds.KindSpec, ctx: Context,
     immutable = [f for f in fields if f.path.split(".")[0] in spec.immutable]
     if immutable:
         reason = f"{', '.join(sorted({f.path for f in immutable}))} cannot change in place; apply needs --allow-replace"
-        return [Change(Action.REPLACE, want.key, before, after, tuple(fields), reason, fingerprint, origin=want.origin)]
+        return [Change(Action.REPLACE, want.key, before, after, tuple(fields), reason, fingerprint, origin=want.origin,
+                       settings=settings_of(want))]
     if not fields:
-        return [Change(Action.NOOP, want.key, before, after, (), "", fingerprint, origin=want.origin)]
+        return [Change(Action.NOOP, want.key, before, after, (), "", fingerprint, origin=want.origin,
+                       settings=settings_of(want))]
     reason = "secrets rotated" if [f.path for f in fields] == [SECRETS_PATH] else "differs from the manifest"
-    out = [Change(Action.UPDATE, want.key, before, after, tuple(fields), reason, fingerprint, origin=want.origin)]
+    out = [Change(Action.UPDATE, want.key, before, after, tuple(fields), reason, fingerprint, origin=want.origin,
+                  settings=settings_of(want))]
     if _runs(want, "onUpdate"):
         out.append(Change(Action.RUN, want.key, None, None, reason="run.onUpdate", origin=want.origin))
     return out

@@ -75,7 +75,8 @@ def write_state(path: Path, base_url: str, records: dict[str, dict[str, Any]]) -
 
 
 def scrub(text: str, base_url: str, manifests: Path) -> str:
-    text = text.replace(base_url, "http://sandbox/").replace(os.path.relpath(manifests), "manifests")
+    text = text.replace(base_url, "http://sandbox/").replace(str(manifests), "manifests")
+    text = text.replace(os.path.relpath(manifests), "manifests")
     return re.sub(r"sha256:[0-9a-f]{64}", "sha256:<fingerprint>", text)
 
 

@@ -19,7 +19,9 @@ Choices made where ATLAN_API.md says the real server's behaviour is unknown [?]:
   update and vaulted into a new credential record (so a raw credential on update rotates the
   guid). The issued guid goes in ``credential_guid`` and on
   ``connection.attributes.defaultCredentialGuid``. A non-empty ``credential_guid`` must name an
-  existing credential. Contracts reject unknown input keys (``additionalProperties: false``).
+  existing credential. On update, ``credential_guid: ""`` keeps the stored credential, unless the
+  connection carries a different ``defaultCredentialGuid``: that switches to it (and the stored
+  ``credential_guid`` becomes ""). Contracts reject unknown input keys (``additionalProperties: false``).
 * JSON-string fields are declared ``type: string`` with ``contentMediaType: application/json``
   and must hold valid JSON. On read, ``control_config`` (and Snowflake's ``asset_selection``) come
   back parsed as objects; the include/exclude filters come back as the strings they were.

@@ -133,12 +133,15 @@ def _prepare_inputs(ctx: Any, spec: catalogue.AppSpec, entrypoint: str, contract
         inputs["credential_guid"] = new_guid
         attributes["defaultCredentialGuid"] = new_guid
     elif previous is not None and not inputs.get("credential_guid"):
-        # Credential-preserving update: an omitted credential keeps the persisted one.
-        if previous.get("credential_guid"):
-            inputs["credential_guid"] = previous["credential_guid"]
+        # Credential-preserving update: an omitted credential keeps the persisted one. A different
+        # guid on the connection (the UI's shape) is a switch to that credential.
         kept = (previous.get("connection") or {}).get("attributes", {}).get("defaultCredentialGuid")
-        if kept and not attributes.get("defaultCredentialGuid"):
-            attributes["defaultCredentialGuid"] = kept
+        given = attributes.get("defaultCredentialGuid")
+        if not given or given in (kept, previous.get("credential_guid")):
+            if previous.get("credential_guid"):
+                inputs["credential_guid"] = previous["credential_guid"]
+            if kept and not given:
+                attributes["defaultCredentialGuid"] = kept
     return inputs, qualified_name
 
 
