@@ -132,7 +132,7 @@ def plan(paths: tuple[str, ...], out: str | None, fmt: str, targets: tuple[str, 
     with connect(base_url, api_key_env) as tenant:
         result = make_plan(paths, tenant.client, api_key=tenant.api_key, var_files=var_files,
                            allow_missing_secrets=allow_missing_secrets, prune=prune, targets=chosen,
-                           parallelism=parallelism)
+                           parallelism=parallelism, tenant_id=tenant.identity)
     the_plan = result.plan
     if out:
         write_text_atomic(Path(out), render.plan_json(the_plan))
@@ -151,6 +151,85 @@ def plan(paths: tuple[str, ...], out: str | None, fmt: str, targets: tuple[str, 
         raise ReconcilerError(f"the plan has {len(the_plan.errors)} error(s); those objects are left out",
                               hint="Fix what the errors above say, then plan again.")
     return ExitCode.CHANGES if detailed_exitcode and the_plan.has_changes else ExitCode.OK
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--auto-approve", is_flag=True, help="Apply without asking (for CI).")
+@click.option("--prune", is_flag=True, help="Delete managed objects that are no longer declared.")
+@click.option("--max-deletes", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Refuse the whole apply if it would delete more than this.")
+@click.option("--allow-replace", is_flag=True, help="Allow delete + re-create where a field cannot change in place.")
+@click.option("--wait", is_flag=True, help="Wait for submitted runs to finish, showing their progress.")
+@click.option("--wait-timeout", type=click.FloatRange(min=0), default=1800, show_default=True, help="Seconds to wait for runs.")
+@click.option("--parallelism", type=click.IntRange(1, 64), default=None, help="Concurrent API calls (default: reconciler.yaml, else 8).")
+@click.option("--var-file", "var_files", multiple=True, type=click.Path(), help="Variables file for ${var:name}; repeatable.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
+              help="Format of the apply report.")
+@_tenant_options
+def apply(paths: tuple[str, ...], auto_approve: bool, prune: bool, max_deletes: int, allow_replace: bool, wait: bool,
+          wait_timeout: float, parallelism: int | None, var_files: tuple[str, ...], fmt: str, base_url: str | None,
+          api_key_env: str) -> int:
+    """Change the tenant to match the manifests (PATH…) or a saved plan (plan.json)."""
+    import json
+    import os
+    from pathlib import Path
+
+    from reconciler import render
+    from reconciler.apply import Applier, Options, cancel_runs, wait_for_runs
+    from reconciler.engine import load_saved_plan, make_plan
+    from reconciler.plan import Plan
+    from reconciler.state import fingerprint_key
+    from reconciler.tenant import connect
+
+    saved = len(paths) == 1 and paths[0].endswith(".json") and Path(paths[0]).is_file()
+    progress = lambda message: click.echo(message, err=True)  # noqa: E731
+    with connect(base_url, api_key_env) as tenant:
+        client = tenant.client
+        if saved:
+            try:
+                the_plan = Plan.from_dict(json.loads(Path(paths[0]).read_text(encoding="utf-8")))
+            except (ValueError, KeyError) as exc:
+                raise ReconcilerError(f"{paths[0]} is not a reconciler plan: {exc}",
+                                      hint="Make one with `reconciler plan PATH --out plan.json`.") from None
+            live, state = load_saved_plan(client, the_plan, parallelism=parallelism or 8, tenant_id=tenant.identity)
+            workers = parallelism or 8
+        else:
+            result = make_plan(paths, client, api_key=tenant.api_key, var_files=var_files, prune=prune,
+                               parallelism=parallelism, tenant_id=tenant.identity)
+            the_plan, live, state = result.plan, result.live, result.state
+            workers = parallelism or result.manifests.project.parallelism
+        if fmt == "text":
+            click.echo(render.plan_text(the_plan, color=sys.stdout.isatty()), nl=False)
+        if the_plan.has_changes and not auto_approve:
+            if not sys.stdin.isatty():
+                raise ReconcilerError("refusing to apply without --auto-approve: there is no terminal to ask",
+                                      hint="Review the plan above, then re-run with --auto-approve (or apply a saved plan file).")
+            click.confirm("Apply these changes?", abort=True, err=True)
+        options = Options(prune=prune, allow_replace=allow_replace, max_deletes=max_deletes, parallelism=workers,
+                          env=dict(os.environ), fingerprint_key=fingerprint_key(tenant.api_key))
+        report = Applier(client, the_plan, live, state, options, progress=progress).run()
+        if wait:
+            try:
+                wait_for_runs(client, report, wait_timeout, progress)
+            except KeyboardInterrupt:
+                if sys.stdin.isatty() and click.confirm("\nCancel the runs still in flight?", default=False, err=True):
+                    for run_id in cancel_runs(client, report):
+                        progress(f"cancelled run {run_id}")
+                else:
+                    report.notes.append("Stopped waiting; the runs go on.")
+    text = {"text": render.report_text, "markdown": render.report_markdown, "json": render.report_json}[fmt](report)
+    click.echo(text, nl=False)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(render.report_markdown(report))
+    failed_runs = [o for o in report.outcomes if o.run_status in ("Failed", "Error", "Terminated")]
+    if report.failed or the_plan.errors:
+        what = ", ".join(f"run {o.run_id} of {o.change.key} {o.run_status}" for o in failed_runs)
+        raise ReconcilerError("apply did not complete" + (f": {what}" if what else ""),
+                              hint="See the report above; fix the failures and run apply again (it converges).")
+    return ExitCode.OK
 
 
 @cli.group()

@@ -59,16 +59,57 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: ("Bearer ***" if k.lower() == "authorization" else v) for k, v in headers.items()}
 
 
-class RetryCounter:
-    """Thread-safe tally of retries by reason ("429", "503", "connection", …)."""
+class RequestBudget:
+    """One budget of concurrent requests shared by every thread of a run.
 
-    def __init__(self) -> None:
+    It starts at ``limit`` requests in flight, halves when the tenant throttles (429) and grows
+    back by one after a run of unthrottled answers: additive increase, multiplicative decrease.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.allowed = self.limit
+        self.in_flight = 0
+        self.lowest = self.limit
+        self._calm = 0
+        self._cond = threading.Condition()
+
+    def acquire(self) -> None:
+        with self._cond:
+            while self.in_flight >= self.allowed:
+                self._cond.wait()
+            self.in_flight += 1
+
+    def release(self) -> None:
+        with self._cond:
+            self.in_flight -= 1
+            self._calm += 1
+            if self._calm >= 4 * self.allowed and self.allowed < self.limit:
+                self.allowed += 1
+                self._calm = 0
+            self._cond.notify_all()
+
+    def throttled(self) -> None:
+        with self._cond:
+            self.allowed = max(1, self.allowed // 2)
+            self.lowest = min(self.lowest, self.allowed)
+            self._calm = 0
+
+
+class RetryCounter:
+    """Thread-safe tally of retries by reason ("429", "503", "connection", …); a 429 also
+    shrinks the shared request budget, when there is one."""
+
+    def __init__(self, budget: RequestBudget | None = None) -> None:
         self._lock = threading.Lock()
         self.by_reason: collections.Counter[str] = collections.Counter()
+        self.budget = budget
 
     def add(self, reason: str) -> None:
         with self._lock:
             self.by_reason[reason] += 1
+        if reason == "429" and self.budget is not None:
+            self.budget.throttled()
 
     @property
     def total(self) -> int:
@@ -139,6 +180,7 @@ class ApiClient:
         backoff_max: float = 30.0,
         retry_after_max: int = 120,
         pool_size: int = 32,
+        parallelism: int | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -153,7 +195,9 @@ class ApiClient:
             raise UsageError("no API key given", hint="Set ATLAN_API_KEY to an API token of the tenant.")
         self.base_url = base_url
         self.timeout = (connect_timeout, read_timeout)
-        self.retries = RetryCounter()
+        # With a parallelism, every call takes a slot of one shared, throttle-aware budget.
+        self.budget = RequestBudget(parallelism) if parallelism else None
+        self.retries = RetryCounter(self.budget)
         self.calls = 0
         self._calls_lock = threading.Lock()
         retry = JitterRetry(
@@ -210,10 +254,15 @@ class ApiClient:
         if LOG.isEnabledFor(logging.DEBUG):
             LOG.debug("--> %s %s params=%s headers=%s body=%s", method, url, sorted(query),
                       redact_headers({**self.session.headers, **headers}), f"{len(data)} bytes" if data else "none")
+        if self.budget is not None:
+            self.budget.acquire()
         try:
             response = self.session.request(method, url, params=query, data=data, headers=headers, timeout=self.timeout)
         except requests.exceptions.RequestException as exc:
             raise ApiConnectionError(_transport_message(exc), status=None, method=method, url=url) from exc
+        finally:
+            if self.budget is not None:
+                self.budget.release()
         LOG.debug("<-- %s %s %d in %.0f ms", method, url, response.status_code, (time.monotonic() - started) * 1000)
         if not 200 <= response.status_code < 300:
             raise _api_error(response, method, url)

@@ -10,17 +10,18 @@ import copy
 import datetime as dt
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from jsonschema import Draft202012Validator
 
 from reconciler import kinds
 from reconciler.client import ApiClient
-from reconciler.errors import Diagnostic, ManifestError
+from reconciler.errors import Diagnostic, ManifestError, PlanStaleError, ReconcilerError
 from reconciler.fetch import Live, fetch
 from reconciler.model import Resource, ResourceKey
 from reconciler.normalize import PLUMBING, canonical_json, wire_inputs
-from reconciler.plan import Plan, Records, build_plan
+from reconciler.plan import Action, Plan, Records, build_plan
 from reconciler.state import StateFile, TenantState, fingerprint_key, secret_fingerprint
 from reconciler.validate import Manifests, validate
 
@@ -45,15 +46,18 @@ def make_plan(
     parallelism: int | None = None,
     env: Mapping[str, str] | None = None,
     now: dt.datetime | None = None,
+    tenant_id: str | None = None,
 ) -> PlanResult:
+    """``tenant_id``: what the state file and the plan call this tenant (default: its base URL)."""
     env = os.environ if env is None else env
+    tenant_id = tenant_id or client.base_url
     manifests = validate(paths, var_files=var_files, env=env, allow_missing_secrets=allow_missing_secrets)
     if manifests.errors:
         raise ManifestError(manifests.diagnostics)
     targets = tuple(targets)
     unknown = [t for t in targets if t not in manifests.resources]
     state = StateFile.load(manifests.project.state_file)
-    tenant = state.tenant(client.base_url)
+    tenant = state.tenant(tenant_id)
     live = fetch(client, manifests.resources, recorded=tenant.resources,
                  parallelism=parallelism or manifests.project.parallelism)
     online = online_checks(manifests.resources, live)
@@ -74,7 +78,7 @@ def make_plan(
         owned_prefixes=manifests.project.owned_prefixes,
         prune=prune,
         targets=targets,
-        tenant=client.base_url,
+        tenant=tenant_id,
         now=now,
         diagnostics=notes,
         state_file=str(manifests.project.state_file),
@@ -176,3 +180,41 @@ def _inputs_validator(app_id: str, contract: Mapping[str, Any]) -> Draft202012Va
         schema["properties"] = {k: v for k, v in (schema.get("properties") or {}).items() if k not in PLUMBING}
         _validators[cache_key] = Draft202012Validator(schema)
     return _validators[cache_key]
+
+
+def load_saved_plan(client: ApiClient, plan: Plan, *, parallelism: int = 8,
+                    tenant_id: str | None = None) -> tuple[Live, StateFile]:
+    """Re-read every object a saved plan touches and refuse it when any has moved since."""
+    tenant_id = tenant_id or client.base_url
+    if plan.tenant and plan.tenant.rstrip("/") != tenant_id.rstrip("/"):
+        raise ReconcilerError(f"the plan was made for {plan.tenant}, not {tenant_id}",
+                              hint="Apply it against the tenant it was made for, or plan again for this one.")
+    state = StateFile.load(Path(plan.state_file or ".reconciler/state.json"))
+    stubs: dict[ResourceKey, Resource] = {}
+    for change in plan.changes:
+        spec: dict[str, Any] = {}
+        if change.key.kind == "App":
+            source = change.after or change.before or {}
+            spec = {"appId": source.get("appId"), "entrypoint": change.settings.get("entrypoint")}
+        stubs.setdefault(change.key, Resource(key=change.key, spec=spec))
+    live = fetch(client, stubs, recorded=state.tenant(tenant_id).resources, parallelism=parallelism)
+    moved = stale_reasons(plan, live)
+    if moved:
+        raise PlanStaleError(moved)
+    return live, state
+
+
+def stale_reasons(plan: Plan, live: Live) -> list[str]:
+    moved = []
+    for change in plan.changes:
+        have = live.state.get(change.key)
+        if change.key in live.ambiguous:
+            moved.append(f"{change.key} is now carried by {len(live.ambiguous[change.key])} live objects")
+        elif change.action is Action.CREATE and have is not None:
+            moved.append(f"{change.key} was created on the tenant since the plan")
+        elif change.action in (Action.UPDATE, Action.REPLACE, Action.DELETE):
+            if have is None:
+                moved.append(f"{change.key} was deleted from the tenant since the plan")
+            elif change.fingerprint and have.server.get("fingerprint") != change.fingerprint:
+                moved.append(f"{change.key} was changed on the tenant since the plan")
+    return moved

@@ -44,6 +44,17 @@ class Diagnostic:
         return self.severity == "error"
 
 
+class PlanStaleError(ReconcilerError):
+    """A saved plan no longer describes the tenant: something it touches has moved since."""
+
+    hint = "Run `reconciler plan --out plan.json` again, review it, then apply the new plan."
+
+    def __init__(self, moved: list[str]) -> None:
+        self.moved = moved
+        listed = "; ".join(moved[:10]) + (f"; and {len(moved) - 10} more" if len(moved) > 10 else "")
+        super().__init__(f"the saved plan is stale, nothing was applied: {listed}")
+
+
 class ManifestError(ReconcilerError):
     """The manifests have errors; nothing was sent to the tenant."""
 

@@ -320,3 +320,69 @@ def plan_markdown(plan: Any, *, limit: int = MARKDOWN_LIMIT) -> list[str]:
 def plan_json(plan: Any) -> str:
     """The documented, stable JSON form (see README: "Plan JSON")."""
     return json.dumps(plan.to_dict(), indent=2) + "\n"
+
+
+# -- apply reports ---------------------------------------------------------------------------------
+
+DONE = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted", "run": "run submitted",
+        "no-op": "unchanged"}
+MARK = {"applied": "✓", "failed": "✗", "skipped": "–"}
+
+
+def _report_counts(report: Any) -> str:
+    applied = collections.Counter(o.change.action.value for o in report.outcomes if o.status.value == "applied")
+    parts = [f"{applied.get(a, 0)} {DONE[a]}" for a in ("create", "update", "delete")]
+    if applied.get("replace"):
+        parts.append(f"{applied['replace']} replaced")
+    if applied.get("run"):
+        parts.append(f"{_plural(applied['run'], 'run')} submitted")
+    failed = sum(o.status.value == "failed" for o in report.outcomes)
+    skipped = sum(o.status.value == "skipped" for o in report.outcomes)
+    parts += [f"{failed} failed", f"{skipped} skipped"]
+    return ", ".join(parts)
+
+
+def _retries(report: Any) -> str:
+    total = sum(report.retries.values())
+    if not total:
+        return "no retries"
+    detail = ", ".join(f"{n}×{reason}" for reason, n in sorted(report.retries.items()))
+    return f"{_plural(total, 'retry')} ({detail})".replace("retrys", "retries")
+
+
+def _outcome_line(o: Any) -> str:
+    verb = DONE[o.change.action.value] if o.status.value == "applied" else o.status.value
+    line = f"{MARK[o.status.value]} {verb} {o.change.key}"
+    if o.run_id:
+        line += f" (run {o.run_id}: {o.run_status})"
+    if o.message:
+        line += f": {o.message}"
+    return line
+
+
+def report_text(report: Any) -> str:
+    lines = [_outcome_line(o) for o in report.outcomes if not (o.change.action.value == "no-op" and not o.message
+                                                                and o.status.value == "applied")]
+    lines += report.notes
+    closing = "Apply failed" if report.failed else "Apply complete"
+    lines.append(f"{closing}: {_report_counts(report)}. {report.requests} requests, {_retries(report)}, "
+                 f"{report.seconds:.1f} s.")
+    return "\n".join(lines) + "\n"
+
+
+def report_markdown(report: Any) -> str:
+    closing = "failed" if report.failed else "complete"
+    lines = [f"### reconciler apply {closing}: {_report_counts(report)}", "",
+             f"Tenant: `{report.tenant}` · {report.requests} requests, {_retries(report)}, {report.seconds:.1f} s", "",
+             "| | Object | Result | Detail |", "|---|---|---|---|"]
+    for o in report.outcomes:
+        if o.change.action.value == "no-op" and not o.message and o.status.value == "applied":
+            continue
+        verb = DONE[o.change.action.value] if o.status.value == "applied" else o.status.value
+        detail = (f"run `{o.run_id}`: {o.run_status}. " if o.run_id else "") + o.message.replace("|", "/")
+        lines.append(f"| {MARK[o.status.value]} | `{o.change.key}` | {verb} | {detail} |")
+    return "\n".join(lines) + "\n"
+
+
+def report_json(report: Any) -> str:
+    return json.dumps(report.to_dict(), indent=2) + "\n"

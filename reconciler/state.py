@@ -68,8 +68,10 @@ class StateFile:
         tenants = {url: TenantState(resources=dict(t.get("resources") or {})) for url, t in (data.get("tenants") or {}).items()}
         return cls(path, tenants)
 
-    def tenant(self, base_url: str) -> TenantState:
-        return self.tenants.setdefault(base_url.rstrip("/") + "/", TenantState())
+    def tenant(self, identity: str) -> TenantState:
+        """The records of one tenant, by its base URL (or the embedded sandbox's identity)."""
+        key = identity.rstrip("/") + "/" if identity.startswith("http") else identity
+        return self.tenants.setdefault(key, TenantState())
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": STATE_FORMAT,

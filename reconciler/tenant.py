@@ -24,6 +24,9 @@ _announced = False
 class Tenant:
     client: ApiClient
     api_key: str
+    # What plans and the state file call this tenant: its base URL, or for the embedded sandbox
+    # (which listens on a new port each run) the file that holds its state.
+    identity: str
     embedded: bool = False
 
 
@@ -38,7 +41,7 @@ def connect(base_url: str | None = None, api_key_env: str = "ATLAN_API_KEY",
             raise UsageError(f"{api_key_env} is not set, so the tenant at {base_url} cannot be called",
                              hint=f"Export {api_key_env} with an API token of the tenant.")
         with ApiClient(base_url, api_key) as client:
-            yield Tenant(client, api_key)
+            yield Tenant(client, api_key, identity=base_url.rstrip("/") + "/")
         return
 
     from reconciler.sandbox import Sandbox, SandboxConfig  # only needed without a real tenant
@@ -52,6 +55,6 @@ def connect(base_url: str | None = None, api_key_env: str = "ATLAN_API_KEY",
               f"(state in {state_file}).", file=sys.stderr)
     try:
         with ApiClient(sandbox.base_url, EMBEDDED_TOKEN) as client:
-            yield Tenant(client, EMBEDDED_TOKEN, embedded=True)
+            yield Tenant(client, EMBEDDED_TOKEN, identity=f"embedded-sandbox:{state_file}", embedded=True)
     finally:
         sandbox.stop()
