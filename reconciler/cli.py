@@ -201,7 +201,7 @@ def apply(paths: tuple[str, ...], auto_approve: bool, prune: bool, max_deletes: 
             workers = parallelism or result.manifests.project.parallelism
         if fmt == "text":
             click.echo(render.plan_text(the_plan, color=sys.stdout.isatty()), nl=False)
-        if the_plan.has_changes and not auto_approve:
+        if the_plan.has_changes and not auto_approve and not saved:  # a saved plan was reviewed when it was made
             if not sys.stdin.isatty():
                 raise ReconcilerError("refusing to apply without --auto-approve: there is no terminal to ask",
                                       hint="Review the plan above, then re-run with --auto-approve (or apply a saved plan file).")
