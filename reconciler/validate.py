@@ -140,7 +140,7 @@ def _project(paths: list[Any], documents: list[Document], report: _Reporter) -> 
                           "Put manifests in other files; reconciler.yaml holds only the project settings.")
             continue
         spec = doc.data.get("spec") or {}
-        base = Path(doc.file).absolute().parent  # not resolve(): a symlinked folder keeps its place
+        base = Path(os.path.abspath(doc.file)).parent  # not resolve(): a symlinked folder keeps its place
         project.file = doc.file
         project.root = base
         project.name = doc.data["metadata"]["name"]
