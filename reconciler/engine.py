@@ -218,3 +218,21 @@ def stale_reasons(plan: Plan, live: Live) -> list[str]:
             elif change.fingerprint and have.server.get("fingerprint") != change.fingerprint:
                 moved.append(f"{change.key} was changed on the tenant since the plan")
     return moved
+
+
+def apply_paths(paths: Iterable[str], client: ApiClient, *, api_key: str, tenant_id: str | None = None,
+                env: Mapping[str, str] | None = None, prune: bool = False, allow_replace: bool = False,
+                max_deletes: int = 10, parallelism: int | None = None,
+                progress: Any = None) -> tuple[Plan, Any]:
+    """Plan the manifests and apply the plan at once (what `apply --auto-approve` does)."""
+    from reconciler.apply import Applier, Options
+    from reconciler.state import fingerprint_key as key_of
+
+    env = os.environ if env is None else env
+    result = make_plan(paths, client, api_key=api_key, env=env, prune=prune, parallelism=parallelism, tenant_id=tenant_id)
+    options = Options(prune=prune, allow_replace=allow_replace, max_deletes=max_deletes,
+                      parallelism=parallelism or result.manifests.project.parallelism, env=dict(env),
+                      fingerprint_key=key_of(api_key))
+    report = Applier(client, result.plan, result.live, result.state, options,
+                     progress=progress or (lambda _message: None)).run()
+    return result.plan, report

@@ -45,5 +45,8 @@ def test_quick_start_command_one_runs_as_written(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Valid: 6 documents in 7 files (3 Apps, 2 Credentials, 1 Workflow)." in done.stdout
     assert "Plan: 5 to create, 1 to update, 0 to delete, 1 run to submit." in done.stdout
-    assert done.stderr.count("No ATLAN_BASE_URL set: using the embedded sandbox tenant") == 1
+    assert "Apply complete: 5 created, 1 updated, 0 deleted, 1 run submitted, 0 failed, 0 skipped." in done.stdout
+    assert done.stdout.rstrip().endswith("No changes. The tenant matches the manifests.")
+    # Each command that needs a tenant says once that it uses the embedded sandbox: plan, apply, plan.
+    assert done.stderr.count("No ATLAN_BASE_URL set: using the embedded sandbox tenant") == 3
     assert (project / ".reconciler" / "sandbox.json").exists()
