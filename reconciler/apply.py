@@ -53,9 +53,9 @@ class Outcome:
 class ApplyReport:
     tenant: str
     outcomes: list[Outcome] = field(default_factory=list)
-    requests: int = 0
-    retries: Mapping[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
+    requests: int = 0  # of the whole command (fetch included)
+    retries: Mapping[str, int] = field(default_factory=dict)  # by reason, whole command
+    seconds: float = 0.0  # of the changes
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -103,8 +103,6 @@ class Applier:
 
     def run(self) -> ApplyReport:
         started = time.monotonic()
-        calls_before = self.client.calls
-        retries_before = dict(self.client.retries.snapshot())
         deletes = [c for c in self.plan.changes if c.action is Action.DELETE and (self.options.prune or not c.needs_prune)]
         if len(deletes) > self.options.max_deletes:
             raise ApplyError(f"the plan deletes {len(deletes)} objects, more than --max-deletes {self.options.max_deletes}; "
@@ -118,9 +116,9 @@ class Applier:
             phase = [c for c in self.plan.changes if c.key.kind == spec.kind and c.action is Action.DELETE]
             self._concurrently(phase, self._delete_one)
         self.report.seconds = time.monotonic() - started
-        self.report.requests = self.client.calls - calls_before
-        now = self.client.retries.snapshot()
-        self.report.retries = {k: v - retries_before.get(k, 0) for k, v in now.items() if v - retries_before.get(k, 0)}
+        # The client belongs to this command: its totals cover the fetch as well as the changes.
+        self.report.requests = self.client.calls
+        self.report.retries = self.client.retries.snapshot()
         order = {id(c): i for i, c in enumerate(self.plan.changes)}
         self.report.outcomes.sort(key=lambda o: order.get(id(o.change), 0))
         return self.report
