@@ -169,12 +169,7 @@ class Applier:
 
     def _record(self, key: ResourceKey, record: Mapping[str, Any] | None) -> None:
         """Write the state file after a successful change: atomic, so a crash loses nothing."""
-        with self._lock:
-            if record is None:
-                self.tenant.resources.pop(str(key), None)
-            else:
-                self.tenant.resources[str(key)] = dict(record)
-            self.state.save()
+        self.state.put(self.plan.tenant or self.client.base_url, str(key), dict(record) if record is not None else None)
 
     # -- create / update / replace / no-op ------------------------------------------------------------
 

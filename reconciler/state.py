@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,10 @@ class TenantState:
 class StateFile:
     path: Path
     tenants: dict[str, TenantState] = field(default_factory=dict)
+    _cond: threading.Condition = field(default_factory=threading.Condition, repr=False, compare=False)
+    _generation: int = field(default=0, repr=False, compare=False)
+    _written: int = field(default=0, repr=False, compare=False)
+    _writing: bool = field(default=False, repr=False, compare=False)
 
     @classmethod
     def load(cls, path: Path) -> "StateFile":
@@ -77,5 +82,38 @@ class StateFile:
         return {"format": STATE_FORMAT,
                 "tenants": {url: {"resources": copy.deepcopy(t.resources)} for url, t in sorted(self.tenants.items())}}
 
+    def put(self, tenant: str, key: str, record: dict[str, Any] | None) -> None:
+        """Record one object (None forgets it) and return once a file holding it is on disk."""
+        with self._cond:
+            resources = self.tenant(tenant).resources
+            if record is None:
+                resources.pop(key, None)
+            else:
+                resources[key] = copy.deepcopy(record)
+        self.save()
+
     def save(self) -> None:
-        write_text_atomic(self.path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        """Write the whole file atomically (temp file, fsync, rename).
+
+        Group commit: a caller returns only after a write that includes its changes; callers that
+        arrive while a write is under way share the next one, so concurrent changes do not queue
+        behind one write each.
+        """
+        with self._cond:
+            self._generation += 1
+            target = self._generation
+            while self._written < target:
+                if self._writing:
+                    self._cond.wait()
+                    continue
+                self._writing = True
+                generation = self._generation
+                text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+                self._cond.release()
+                try:
+                    write_text_atomic(self.path, text)
+                finally:
+                    self._cond.acquire()
+                    self._writing = False
+                    self._cond.notify_all()
+                self._written = generation
