@@ -220,3 +220,64 @@ def test_report_formats(sandbox: Sandbox, tmp_path: Path) -> None:
         "run_status": None}
     assert report["requests"] > 0 and "retries" in report
     assert summary.read_text().startswith("### reconciler apply complete: 1 created")
+
+
+def test_create_adopts_a_workflow_made_since_the_plan(sandbox: Sandbox, introspect: Introspection, tmp_path: Path) -> None:
+    from reconciler.apply import Applier, Options
+    from reconciler.client import ApiClient
+    from reconciler.engine import make_plan
+    from reconciler.state import fingerprint_key
+
+    folder = manifests(tmp_path, app("raced", None, inputs="{extraction_method: agent, agent_json: {a: 1}, temp_table_regex: mine}"))
+    with ApiClient(sandbox.base_url, TOKEN) as client:
+        result = make_plan([str(folder)], client, api_key=TOKEN, env={}, tenant_id=sandbox.base_url)
+        assert result.plan.counts()["create"] == 1
+        # Someone (or a crashed earlier run) creates it between the plan and the apply.
+        client.create_app("postgres-crawler", "raced", {"connection": {"typeName": "Connection", "attributes": {
+            "qualifiedName": "default/postgres/1", "connectorName": "postgres", "name": "x"}},
+            "extraction_method": "agent", "agent_json": {"a": 1}, "temp_table_regex": "theirs"})
+        report = Applier(client, result.plan, result.live, result.state,
+                         Options(env={}, fingerprint_key=fingerprint_key(TOKEN))).run()
+        assert not report.failed
+        again = make_plan([str(folder)], client, api_key=TOKEN, env={}, tenant_id=sandbox.base_url).plan
+        assert not again.has_changes
+    [record] = introspect.state()["apps"].values()
+    assert record["inputs"]["temp_table_regex"] == "mine"
+
+
+def test_workflow_update_leaves_the_rest_of_the_template_alone(sandbox: Sandbox, introspect: Introspection, tmp_path: Path) -> None:
+    name = "atlan-snowflake-miner-1714638976"
+    before = introspect.state()["templates"][name]["source"]
+    folder = manifests(tmp_path, f"apiVersion: reconciler/v1\nkind: Workflow\nmetadata: {{name: {name}}}\n"
+                                 "spec:\n  parameters: {enable-lineage: true, new-param: 7}\n"
+                                 "  schedule: {cron: '5 4 * * *', timezone: Asia/Kolkata}\n")
+    assert cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path).returncode == 0
+    after = introspect.state()["templates"][name]["source"]
+    params_before = before["spec"]["templates"][0]["dag"]["tasks"][0]["arguments"]["parameters"]
+    params_after = after["spec"]["templates"][0]["dag"]["tasks"][0]["arguments"]["parameters"]
+    expected = [{**p, "value": "true"} if p["name"] == "enable-lineage" else p for p in params_before]
+    assert params_after == expected + [{"name": "new-param", "value": "7"}]
+    annotations = dict(before["metadata"]["annotations"])
+    annotations.update({"orchestration.atlan.com/schedule": "5 4 * * *", "orchestration.atlan.com/timezone": "Asia/Kolkata"})
+    assert after["metadata"]["annotations"] == annotations
+    assert after["metadata"]["labels"] == before["metadata"]["labels"]
+    strip = lambda source: {k: v for k, v in source["spec"].items() if k != "templates"}  # noqa: E731
+    assert strip(after) == strip(before)
+    assert int(after["metadata"]["resourceVersion"]) == int(before["metadata"]["resourceVersion"]) + 1
+
+
+@pytest.mark.parametrize("exposed", [False, True], ids=["schedules-hidden", "schedules-exposed"])
+def test_a_lost_state_file_is_survivable(sandbox_factory: Callable[..., Sandbox], tmp_path: Path, exposed: bool) -> None:
+    sandbox = sandbox_factory(expose_schedules=exposed)
+    folder = manifests(tmp_path, "---\n".join([CRED % ("pg-cred", "db.example.com"),
+                                                app("kept", extra="  schedules: [{cron: '0 3 * * *'}]\n")]))
+    assert cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path).returncode == 0
+    (folder / ".reconciler" / "state.json").unlink()
+    plan = cli(sandbox, "plan", str(folder), "--detailed-exitcode", cwd=tmp_path)
+    assert "+ App/kept" not in plan.stdout and "+ Credential/pg-cred" not in plan.stdout  # re-discovered by name
+    assert "RC105 Credential/pg-cred" in plan.stdout  # secret fingerprints went with the file
+    if exposed:
+        assert plan.returncode == 0 and "No changes." in plan.stdout
+    else:
+        assert plan.returncode == 2
+        assert "schedules: (unknown: the API does not return attached schedules and the state file has no record)" in plan.stdout
