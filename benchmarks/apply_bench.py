@@ -16,13 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from reconciler.client import ApiClient
 from reconciler.engine import apply_paths
 
-TOKEN = "bench"
-
+from common import TOKEN, app_manifests, introspect
 
 class ServedSandbox:
     """The sandbox in its own process, as a remote tenant would be: its CPU work does not share
@@ -44,23 +41,6 @@ class ServedSandbox:
         self.proc.wait(timeout=30)
 
 
-def introspect(sandbox: Any, what: str, body: object = None) -> dict:
-    url = f"{sandbox.base_url}_sandbox/{what}"
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    answer = requests.post(url, json=body, headers=headers, timeout=60) if body is not None else \
-        requests.get(url, headers=headers, timeout=60)
-    answer.raise_for_status()
-    return answer.json()
-
-
-def manifests(folder: Path, apps: int, regex: str) -> None:
-    docs = [f"apiVersion: reconciler/v1\nkind: App\nmetadata: {{name: app-{i:04d}}}\nspec:\n  appId: postgres-crawler\n"
-            f"  connection: {{name: conn-{i}}}\n  inputs: {{extraction_method: agent, agent_json: {{agent: a}}, "
-            f"temp_table_regex: '{regex}'}}\n" for i in range(apps)]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "apps.yaml").write_text("---\n".join(docs))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--apps", type=int, default=1000)
@@ -70,13 +50,13 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp, ServedSandbox(tmp) as sandbox:
         folder = Path(tmp) / "m"
-        manifests(folder, args.apps, "v0")
+        app_manifests(folder, args.apps, "v0")
         with ApiClient(sandbox.base_url, TOKEN) as client:  # the starting tenant, without latency
             apply_paths([str(folder)], client, api_key=TOKEN, env={}, tenant_id="bench", parallelism=16)
         introspect(sandbox, "config", {"latency_ms": args.latency_ms})
 
         for parallelism in sorted({args.parallelism, 16}):
-            manifests(folder, args.apps, f"p{parallelism}")
+            app_manifests(folder, args.apps, f"p{parallelism}")
             introspect(sandbox, "reset", {"state": False, "stats": True})
             started = time.perf_counter()
             with ApiClient(sandbox.base_url, TOKEN, parallelism=parallelism) as client:

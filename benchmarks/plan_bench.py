@@ -15,23 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import requests
-
 from reconciler.client import ApiClient
 from reconciler.engine import make_plan
 from reconciler.sandbox import Sandbox, SandboxConfig
 
-TOKEN = "bench"
-
-
-def introspect(sandbox: Sandbox, what: str, body: object = None) -> dict:
-    url = f"{sandbox.base_url}_sandbox/{what}"
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    answer = requests.post(url, json=body, headers=headers, timeout=60) if body is not None else \
-        requests.get(url, headers=headers, timeout=60)
-    answer.raise_for_status()
-    return answer.json()
-
+from common import TOKEN, app_manifests, introspect, seeded_apps
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -40,17 +28,9 @@ def main() -> None:
     parser.add_argument("--parallelism", type=int, default=8)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, Sandbox(SandboxConfig(token=TOKEN, seed=1)).start() as sandbox:
-        apps = [{"name": f"app-{i:04d}", "app_id": "postgres-crawler", "inputs": {
-            "connection": {"typeName": "Connection", "attributes": {"qualifiedName": f"default/postgres/{i}",
-                                                                    "connectorName": "postgres", "name": f"conn-{i}"}},
-            "extraction_method": "agent", "agent_json": {"agent": "a"}}} for i in range(args.apps)]
-        introspect(sandbox, "seed", {"apps": apps})
-        docs = [f"apiVersion: reconciler/v1\nkind: App\nmetadata: {{name: app-{i:04d}}}\nspec:\n  appId: postgres-crawler\n"
-                f"  connection: {{name: conn-{i}}}\n  inputs: {{extraction_method: agent, agent_json: {{agent: a}}}}\n"
-                for i in range(args.apps)]
+        introspect(sandbox, "seed", {"apps": seeded_apps(args.apps)})
         manifests = Path(tmp) / "m"
-        manifests.mkdir()
-        (manifests / "apps.yaml").write_text("---\n".join(docs))
+        app_manifests(manifests, args.apps)
         introspect(sandbox, "config", {"latency_ms": args.latency_ms})
 
         introspect(sandbox, "reset", {"state": False, "stats": True})
