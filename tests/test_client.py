@@ -9,7 +9,8 @@ from typing import Any, Callable
 
 import pytest
 
-from reconciler.client import ApiClient, JitterRetry, credential_test_passed, join_url
+from reconciler.client import ApiClient, credential_test_passed
+from reconciler.transport import JitterRetry, join_url
 from reconciler.errors import (
     ApiConnectionError,
     AuthenticationError,
