@@ -7,7 +7,6 @@ Run: python benchmarks/apply_bench.py [--apps 1000] [--latency-ms 50] [--paralle
 
 from __future__ import annotations
 
-import argparse
 import resource
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from typing import Any
 from reconciler.client import ApiClient
 from reconciler.engine import apply_paths
 
-from common import TOKEN, app_manifests, introspect
+from common import TOKEN, app_manifests, arguments, introspect
 
 class ServedSandbox:
     """The sandbox in its own process, as a remote tenant would be: its CPU work does not share
@@ -42,11 +41,7 @@ class ServedSandbox:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--apps", type=int, default=1000)
-    parser.add_argument("--latency-ms", type=float, default=50)
-    parser.add_argument("--parallelism", type=int, default=8)
-    args = parser.parse_args()
+    args = arguments(__doc__)
     rows = []
     with tempfile.TemporaryDirectory() as tmp, ServedSandbox(tmp) as sandbox:
         folder = Path(tmp) / "m"

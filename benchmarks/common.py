@@ -36,3 +36,14 @@ def seeded_apps(apps: int) -> list[dict[str, Any]]:
         "connection": {"typeName": "Connection", "attributes": {"qualifiedName": f"default/postgres/{i}",
                                                                 "connectorName": "postgres", "name": f"conn-{i}"}},
         "extraction_method": "agent", "agent_json": {"agent": "a"}}} for i in range(apps)]
+
+
+def arguments(description: str | None) -> Any:
+    """The options every scale benchmark takes: --apps, --latency-ms, --parallelism."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--apps", type=int, default=1000)
+    parser.add_argument("--latency-ms", type=float, default=50)
+    parser.add_argument("--parallelism", type=int, default=8)
+    return parser.parse_args()

@@ -8,7 +8,6 @@ Run: python benchmarks/plan_bench.py [--apps 1000] [--latency-ms 50] [--parallel
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import resource
 import tempfile
@@ -19,14 +18,11 @@ from reconciler.client import ApiClient
 from reconciler.engine import make_plan
 from reconciler.sandbox import Sandbox, SandboxConfig
 
-from common import TOKEN, app_manifests, introspect, seeded_apps
+from common import TOKEN, app_manifests, arguments, introspect, seeded_apps
+
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--apps", type=int, default=1000)
-    parser.add_argument("--latency-ms", type=float, default=50)
-    parser.add_argument("--parallelism", type=int, default=8)
-    args = parser.parse_args()
+    args = arguments(__doc__)
     with tempfile.TemporaryDirectory() as tmp, Sandbox(SandboxConfig(token=TOKEN, seed=1)).start() as sandbox:
         introspect(sandbox, "seed", {"apps": seeded_apps(args.apps)})
         manifests = Path(tmp) / "m"
