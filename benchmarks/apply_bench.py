@@ -13,7 +13,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from reconciler.client import ApiClient
 from reconciler.engine import apply_paths

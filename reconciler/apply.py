@@ -22,6 +22,7 @@ from reconciler import kinds
 from reconciler.client import ApiClient, credential_test_passed
 from reconciler.errors import ApiError, NotFoundError, ReconcilerError, ServerError
 from reconciler.fetch import SCHEDULE_ANNOTATION, TIMEZONE_ANNOTATION, Live
+from reconciler.manifests import resolve_env
 from reconciler.model import ResourceKey
 from reconciler.normalize import canonical_json, canonical_schedule, wire_inputs
 from reconciler.plan import Action, Change, Plan
@@ -181,13 +182,10 @@ class Applier:
         return handler(change)
 
     def _secrets(self, change: Change) -> dict[str, str]:
-        values: dict[str, str] = {}
-        for path, ref in (change.settings.get("secret_refs") or {}).items():
-            name = str(ref)[len("${env:"):-1] if str(ref).startswith("${env:") else ""
-            if name not in self.options.env:
-                raise ReconcilerError(f"environment variable {name or ref} is not set; {change.key} needs it now",
-                                      hint=f"Export {name} in the job that runs apply.")
-            values[path] = self.options.env[name]
+        values, missing = resolve_env(change.settings.get("secret_refs") or {}, self.options.env)
+        if missing:
+            raise ReconcilerError(f"environment variable {', '.join(missing)} is not set; {change.key} needs it now",
+                                  hint=f"Export {', '.join(missing)} in the job that runs apply.")
         return values
 
     def _credential(self, change: Change) -> Outcome | None:

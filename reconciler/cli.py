@@ -91,6 +91,16 @@ def contract(app_id: str, entrypoint: str | None, base_url: str | None, api_key_
     click.echo(render.contract_skeleton(info, schema, chosen), nl=False)
 
 
+def _step_summary(markdown: str) -> None:
+    """Append to the GitHub Actions job summary, when running there."""
+    import os
+
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(markdown.rstrip("\n") + "\n")
+
+
 def _parse_targets(values: tuple[str, ...]) -> tuple[Any, ...]:
     from reconciler.kinds import KINDS
     from reconciler.model import ResourceKey
@@ -120,7 +130,6 @@ def plan(paths: tuple[str, ...], out: str | None, fmt: str, targets: tuple[str, 
          parallelism: int | None, var_files: tuple[str, ...], allow_missing_secrets: bool, verbose: bool,
          base_url: str | None, api_key_env: str) -> int:
     """Show what apply would change on the tenant to match the manifests."""
-    import os
     from pathlib import Path
 
     from reconciler import render
@@ -143,10 +152,7 @@ def plan(paths: tuple[str, ...], out: str | None, fmt: str, targets: tuple[str, 
         click.echo("\n<!-- reconciler: next part -->\n".join(parts), nl=False)
     else:
         click.echo(render.plan_text(the_plan, color=sys.stdout.isatty(), verbose=verbose), nl=False)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as fh:
-            fh.write("\n".join(render.plan_markdown(the_plan)) + "\n")
+    _step_summary("\n".join(render.plan_markdown(the_plan)))
     if the_plan.errors:
         raise ReconcilerError(f"the plan has {len(the_plan.errors)} error(s); those objects are left out",
                               hint="Fix what the errors above say, then plan again.")
@@ -171,15 +177,11 @@ def apply(paths: tuple[str, ...], auto_approve: bool, prune: bool, max_deletes: 
           wait_timeout: float, parallelism: int | None, var_files: tuple[str, ...], fmt: str, base_url: str | None,
           api_key_env: str) -> int:
     """Change the tenant to match the manifests (PATH…) or a saved plan (plan.json)."""
-    import json
-    import os
     from pathlib import Path
 
     from reconciler import render
-    from reconciler.apply import Applier, Options, cancel_runs, wait_for_runs
-    from reconciler.engine import load_saved_plan, make_plan
-    from reconciler.plan import Plan
-    from reconciler.state import fingerprint_key
+    from reconciler.apply import cancel_runs, wait_for_runs
+    from reconciler.engine import apply_plan, load_saved_plan, make_plan
     from reconciler.tenant import connect
 
     saved = len(paths) == 1 and paths[0].endswith(".json") and Path(paths[0]).is_file()
@@ -187,13 +189,8 @@ def apply(paths: tuple[str, ...], auto_approve: bool, prune: bool, max_deletes: 
     with connect(base_url, api_key_env) as tenant:
         client = tenant.client
         if saved:
-            try:
-                the_plan = Plan.from_dict(json.loads(Path(paths[0]).read_text(encoding="utf-8")))
-            except (ValueError, KeyError) as exc:
-                raise ReconcilerError(f"{paths[0]} is not a reconciler plan: {exc}",
-                                      hint="Make one with `reconciler plan PATH --out plan.json`.") from None
-            live, state = load_saved_plan(client, the_plan, parallelism=parallelism or 8, tenant_id=tenant.identity)
             workers = parallelism or 8
+            the_plan, live, state = load_saved_plan(client, paths[0], parallelism=workers, tenant_id=tenant.identity)
         else:
             result = make_plan(paths, client, api_key=tenant.api_key, var_files=var_files, prune=prune,
                                parallelism=parallelism, tenant_id=tenant.identity)
@@ -206,9 +203,8 @@ def apply(paths: tuple[str, ...], auto_approve: bool, prune: bool, max_deletes: 
                 raise ReconcilerError("refusing to apply without --auto-approve: there is no terminal to ask",
                                       hint="Review the plan above, then re-run with --auto-approve (or apply a saved plan file).")
             click.confirm("Apply these changes?", abort=True, err=True)
-        options = Options(prune=prune, allow_replace=allow_replace, max_deletes=max_deletes, parallelism=workers,
-                          env=dict(os.environ), fingerprint_key=fingerprint_key(tenant.api_key))
-        report = Applier(client, the_plan, live, state, options, progress=progress).run()
+        report = apply_plan(client, the_plan, live, state, api_key=tenant.api_key, prune=prune,
+                            allow_replace=allow_replace, max_deletes=max_deletes, parallelism=workers, progress=progress)
         if wait:
             try:
                 wait_for_runs(client, report, wait_timeout, progress)
@@ -220,10 +216,7 @@ def apply(paths: tuple[str, ...], auto_approve: bool, prune: bool, max_deletes: 
                     report.notes.append("Stopped waiting; the runs go on.")
     text = {"text": render.report_text, "markdown": render.report_markdown, "json": render.report_json}[fmt](report)
     click.echo(text, nl=False)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(render.report_markdown(report))
+    _step_summary(render.report_markdown(report))
     failed_runs = [o for o in report.outcomes if o.run_status in ("Failed", "Error", "Terminated")]
     if report.failed or the_plan.errors:
         what = ", ".join(f"run {o.run_id} of {o.change.key} {o.run_status}" for o in failed_runs)

@@ -96,9 +96,10 @@ class ApiClient:
             raise UsageError("no API key given", hint="Set ATLAN_API_KEY to an API token of the tenant.")
         self.base_url = base_url
         self.timeout = (connect_timeout, read_timeout)
-        # With a parallelism, every call takes a slot of one shared, throttle-aware budget.
-        self.budget = RequestBudget(parallelism) if parallelism else None
-        self.retries = RetryCounter(self.budget)
+        self.budget: RequestBudget | None = None
+        self.retries = RetryCounter()
+        if parallelism:
+            self.share_budget(parallelism)
         self.calls = 0
         self._calls_lock = threading.Lock()
         retry = JitterRetry(
@@ -131,6 +132,12 @@ class ApiClient:
         )
         session.trust_env = True
         self.session = session
+
+    def share_budget(self, limit: int) -> None:
+        """From now on every call takes a slot of one budget of ``limit`` concurrent requests,
+        which halves when the tenant throttles and grows back slowly."""
+        self.budget = RequestBudget(limit)
+        self.retries.budget = self.budget
 
     def close(self) -> None:
         self.session.close()

@@ -85,7 +85,7 @@ def field_changes(before: Mapping[str, Any], after: Mapping[str, Any], atomic: I
         return []
     tree = DeepDiff(before, after, view="tree", ignore_order=False)
     seen: dict[str, FieldChange] = {}
-    for report_type, levels in tree.items():
+    for levels in tree.values():
         for level in levels:
             parts = level.path(output_format="list")
             # A difference inside a list is shown as the whole list changing: clearer than indices.

@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from jsonschema import Draft202012Validator
 
-from reconciler import kinds
+from reconciler.apply import Applier, ApplyReport, Options
 from reconciler.client import ApiClient
 from reconciler.errors import Diagnostic, ManifestError, PlanStaleError, ReconcilerError
 from reconciler.fetch import Live, fetch
+from reconciler.manifests import resolve_env
 from reconciler.model import Resource, ResourceKey
 from reconciler.normalize import PLUMBING, canonical_json, wire_inputs
-from reconciler.plan import Action, Plan, Records, build_plan
+from reconciler.plan import Action, Plan, Records, build_plan, settings_of
 from reconciler.state import StateFile, TenantState, fingerprint_key, secret_fingerprint
 from reconciler.validate import Manifests, validate
 
@@ -95,32 +97,12 @@ def records_of(tenant: TenantState) -> Records:
     )
 
 
-def secret_values(resource: Resource, env: Mapping[str, str]) -> dict[str, str] | None:
-    """The secret values of a desired resource, read from the environment; None if any is unset."""
-    spec = kinds.KINDS[resource.key.kind]
-    refs: dict[str, str] = {}
-    for name in spec.secret_paths:
-        if name in resource.spec:
-            refs[name] = str(resource.spec[name])
-    for mapping in spec.secret_maps:
-        for key, value in (resource.spec.get(mapping) or {}).items():
-            refs[f"{mapping}.{key}"] = str(value)
-    values = {}
-    for name, ref in refs.items():
-        var = ref[len("${env:"):-1] if ref.startswith("${env:") and ref.endswith("}") else None
-        if var is None or var not in env:
-            return None
-        values[name] = env[var]
-    return values
-
-
 def desired_secret_fingerprints(desired: Mapping[ResourceKey, Resource], env: Mapping[str, str], key: bytes) -> dict[ResourceKey, str]:
+    """Keyed fingerprints of the declared secrets, where every one of them is set in ``env``."""
     out = {}
     for k, resource in desired.items():
-        if not (kinds.KINDS[k.kind].secret_paths or kinds.KINDS[k.kind].secret_maps):
-            continue
-        values = secret_values(resource, env)
-        if values:
+        values, missing = resolve_env(settings_of(resource).get("secret_refs") or {}, env)
+        if values and not missing:
             out[k] = secret_fingerprint(key, values)
     return out
 
@@ -182,9 +164,14 @@ def _inputs_validator(app_id: str, contract: Mapping[str, Any]) -> Draft202012Va
     return _validators[cache_key]
 
 
-def load_saved_plan(client: ApiClient, plan: Plan, *, parallelism: int = 8,
-                    tenant_id: str | None = None) -> tuple[Live, StateFile]:
-    """Re-read every object a saved plan touches and refuse it when any has moved since."""
+def load_saved_plan(client: ApiClient, path: str, *, parallelism: int = 8,
+                    tenant_id: str | None = None) -> tuple[Plan, Live, StateFile]:
+    """Read a plan file, re-read every object it touches, and refuse it when any has moved since."""
+    try:
+        plan = Plan.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ReconcilerError(f"{path} is not a reconciler plan: {exc}",
+                              hint="Make one with `reconciler plan PATH --out plan.json`.") from None
     tenant_id = tenant_id or client.base_url
     if plan.tenant and plan.tenant.rstrip("/") != tenant_id.rstrip("/"):
         raise ReconcilerError(f"the plan was made for {plan.tenant}, not {tenant_id}",
@@ -201,7 +188,7 @@ def load_saved_plan(client: ApiClient, plan: Plan, *, parallelism: int = 8,
     moved = stale_reasons(plan, live)
     if moved:
         raise PlanStaleError(moved)
-    return live, state
+    return plan, live, state
 
 
 def stale_reasons(plan: Plan, live: Live) -> list[str]:
@@ -220,19 +207,25 @@ def stale_reasons(plan: Plan, live: Live) -> list[str]:
     return moved
 
 
+def apply_plan(client: ApiClient, plan: Plan, live: Live, state: StateFile, *, api_key: str,
+               env: Mapping[str, str] | None = None, prune: bool = False, allow_replace: bool = False,
+               max_deletes: int = 10, parallelism: int = 8, progress: Callable[[str], None] | None = None) -> ApplyReport:
+    """Execute a plan; every call of the run shares one throttle-aware request budget."""
+    if client.budget is None:
+        client.share_budget(parallelism)
+    options = Options(prune=prune, allow_replace=allow_replace, max_deletes=max_deletes, parallelism=parallelism,
+                      env=dict(os.environ if env is None else env), fingerprint_key=fingerprint_key(api_key))
+    return Applier(client, plan, live, state, options, progress=progress or (lambda _message: None)).run()
+
+
 def apply_paths(paths: Iterable[str], client: ApiClient, *, api_key: str, tenant_id: str | None = None,
                 env: Mapping[str, str] | None = None, prune: bool = False, allow_replace: bool = False,
                 max_deletes: int = 10, parallelism: int | None = None,
-                progress: Any = None) -> tuple[Plan, Any]:
+                progress: Callable[[str], None] | None = None) -> tuple[Plan, ApplyReport]:
     """Plan the manifests and apply the plan at once (what `apply --auto-approve` does)."""
-    from reconciler.apply import Applier, Options
-    from reconciler.state import fingerprint_key as key_of
-
     env = os.environ if env is None else env
     result = make_plan(paths, client, api_key=api_key, env=env, prune=prune, parallelism=parallelism, tenant_id=tenant_id)
-    options = Options(prune=prune, allow_replace=allow_replace, max_deletes=max_deletes,
-                      parallelism=parallelism or result.manifests.project.parallelism, env=dict(env),
-                      fingerprint_key=key_of(api_key))
-    report = Applier(client, result.plan, result.live, result.state, options,
-                     progress=progress or (lambda _message: None)).run()
+    report = apply_plan(client, result.plan, result.live, result.state, api_key=api_key, env=env, prune=prune,
+                        allow_replace=allow_replace, max_deletes=max_deletes,
+                        parallelism=parallelism or result.manifests.project.parallelism, progress=progress)
     return result.plan, report

@@ -284,6 +284,21 @@ def substitute(doc: Document, data: Any, is_secret: Callable[[JsonPath], bool], 
     return walk(data, ())
 
 
+def resolve_env(refs: Mapping[str, Any], env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The values behind ``{field: "${env:NAME}"}`` references, and the names that are not set
+    (a value that is not exactly one ``${env:NAME}`` counts as unset)."""
+    values: dict[str, str] = {}
+    missing: list[str] = []
+    for field_name, ref in refs.items():
+        match = REFERENCE.fullmatch(str(ref))
+        name = match["name"] if match and match["source"] == "env" else str(ref)
+        if name in env and match:
+            values[field_name] = env[name]
+        else:
+            missing.append(name)
+    return values, missing
+
+
 def _scalar(text: str) -> Any:
     """An environment value standing alone: digits become an integer, true/false a boolean."""
     if re.fullmatch(r"-?[0-9]+", text):

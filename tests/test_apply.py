@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 
@@ -192,7 +192,7 @@ def test_runs_wait_until_succeeded_or_failed(sandbox_factory: Callable[..., Sand
         done = cli(sandbox, "apply", str(folder), "--auto-approve", "--wait", cwd=tmp_path)
         assert done.returncode == code, done.stdout + done.stderr
         assert f": {status}" in done.stderr  # progress lines on stderr
-        assert f"run submitted App/runner (run " in done.stdout and f": {status})" in done.stdout
+        assert "run submitted App/runner (run " in done.stdout and f": {status})" in done.stdout
         if code:
             assert "apply did not complete: run " in done.stderr and f"of App/runner {status}" in done.stderr
 

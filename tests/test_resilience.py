@@ -109,7 +109,8 @@ def test_200_resources_under_faults_and_a_rate_limit(sandbox_factory: Callable[.
     folder.mkdir()
     (folder / "all.yaml").write_text(yaml.safe_dump_all([{"apiVersion": "reconciler/v1", **d} for d in docs]))
 
-    with ApiClient(sandbox.base_url, TOKEN, max_retries=10, backoff_factor=0.005, parallelism=8) as client:
+    # No budget given to the client: apply must install its own, shared and throttle-aware.
+    with ApiClient(sandbox.base_url, TOKEN, max_retries=10, backoff_factor=0.005) as client:
         _, report = apply_paths([str(folder)], client, api_key=TOKEN, env=ENV, tenant_id=sandbox.base_url, parallelism=8)
         assert not report.failed, [(str(o.change.key), o.message) for o in report.outcomes if o.status.value != "applied"]
         stats = observer.stats()
