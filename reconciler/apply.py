@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from reconciler import kinds
+from reconciler import kinds, render
 from reconciler.client import ApiClient, credential_test_passed
 from reconciler.errors import ApiError, NotFoundError, ReconcilerError, ServerError
 from reconciler.fetch import SCHEDULE_ANNOTATION, TIMEZONE_ANNOTATION, Live
@@ -91,12 +91,13 @@ class Applier:
         self.plan = plan
         self.live = live
         self.state = state
-        self.tenant: TenantState = state.tenant(plan.tenant or client.base_url)
+        self.tenant_id = plan.tenant or client.base_url
+        self.tenant: TenantState = state.tenant(self.tenant_id)
         self.options = options
         self.progress = progress
-        self.report = ApplyReport(tenant=plan.tenant or client.base_url)
+        self.report = ApplyReport(tenant=self.tenant_id)
         self._lock = threading.Lock()
-        self._status: dict[tuple[ResourceKey, str], Status] = {}
+        self._not_applied: set[ResourceKey] = set()  # objects whose change failed or was skipped
         self.role_guids = {name: guid for guid, name in live.context.role_names.items()}
         self.credential_guids = {k.name: r.server.get("guid") for k, r in live.state.items() if k.kind == "Credential"}
 
@@ -146,14 +147,13 @@ class Applier:
     def _finish(self, outcome: Outcome) -> None:
         with self._lock:
             self.report.outcomes.append(outcome)
-            self._status[(outcome.change.key, outcome.change.action.value)] = outcome.status
+            if outcome.status is not Status.APPLIED:
+                self._not_applied.add(outcome.change.key)
         if outcome.status is not Status.APPLIED or outcome.change.action is not Action.NOOP or outcome.message:
-            verb = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted", "run": "submitted",
-                    "no-op": "checked"}[outcome.change.action.value]
-            word = verb if outcome.status is Status.APPLIED else outcome.status.value
-            self.progress(f"{word} {outcome.change.key}{': ' + outcome.message if outcome.message else ''}")
+            self.progress(render.outcome_line(outcome))
 
     def _blocked_by(self, change: Change) -> str | None:
+        """The object this change depends on, when that object's own change did not apply."""
         deps: list[ResourceKey] = []
         if change.action is Action.RUN:
             deps.append(change.key)
@@ -162,15 +162,11 @@ class Applier:
             if ref:
                 deps.append(ResourceKey("Credential", str(ref)))
         with self._lock:
-            for dep in deps:
-                for (key, _action), status in self._status.items():
-                    if key == dep and status is not Status.APPLIED:
-                        return str(dep)
-        return None
+            return next((str(dep) for dep in deps if dep in self._not_applied), None)
 
     def _record(self, key: ResourceKey, record: Mapping[str, Any] | None) -> None:
         """Write the state file after a successful change: atomic, so a crash loses nothing."""
-        self.state.put(self.plan.tenant or self.client.base_url, str(key), dict(record) if record is not None else None)
+        self.state.put(self.tenant_id, str(key), dict(record) if record is not None else None)
 
     # -- create / update / replace / no-op ------------------------------------------------------------
 
@@ -195,7 +191,7 @@ class Applier:
         secrets = self._secrets(change)
         fingerprint = secret_fingerprint(self.options.fingerprint_key, secrets) if secrets else None
         if change.action is Action.NOOP and (not secrets or record.get("secretFingerprint") == fingerprint):
-            self._remember(key, live, {**record, "guid": live.server.get("guid") if live else record.get("guid")}, change)
+            self._remember(key, {**record, "guid": live.server.get("guid") if live else record.get("guid")}, change)
             return None
         connector = str(after.get("connector"))
         body: dict[str, Any] = {
@@ -233,7 +229,7 @@ class Applier:
             record["preventDestroy"] = True
         return {k: v for k, v in record.items() if v is not None}
 
-    def _remember(self, key: ResourceKey, live: Any, record: dict[str, Any], change: Change) -> None:
+    def _remember(self, key: ResourceKey, record: dict[str, Any], change: Change) -> None:
         """Refresh the state record of an unchanged object (adopted ones get one here)."""
         fresh = self._with_lifecycle(dict(record), change)
         if fresh != self.tenant.get(key):
@@ -266,7 +262,7 @@ class Applier:
             slug = str(live.server["slug"]) if live else str(record.get("slug"))
             schedules = self._sync_schedules(change, slug, live.server.get("version") if live else None,
                                              live.server.get("schedules") if live else record.get("schedules"))
-            self._remember(key, live, {**record, "slug": slug, "schedules": schedules}, change)
+            self._remember(key, {**record, "slug": slug, "schedules": schedules}, change)
             return None
         inputs = wire_inputs(dict(after.get("inputs") or {}), contract)
         ref = after.get("credentialRef")
@@ -346,7 +342,7 @@ class Applier:
         if live is None:
             return Outcome(change, Status.FAILED, "the template does not exist on the tenant")
         if change.action is Action.NOOP:
-            self._remember(key, live, {"template": key.name}, change)
+            self._remember(key, {"template": key.name}, change)
             return None
         source = copy.deepcopy(dict(live.server["source"]))
         wanted = dict(after.get("parameters") or {})

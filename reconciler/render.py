@@ -233,6 +233,18 @@ def _heading(change: Any) -> str:
     return f"{change.key} ({what}{reason})"
 
 
+def _untouched(plan: Any, *, verbose: bool) -> list[str]:
+    """The sentences about what the plan leaves alone: unchanged objects, unmanaged ones."""
+    out = []
+    unchanged = sum(c.action.value == "no-op" for c in plan.changes)
+    if unchanged and not verbose:
+        out.append(f"{_plural(unchanged, 'object')} unchanged.")
+    if plan.unmanaged:
+        listed = ", ".join(_plural(n, k) for k, n in sorted(plan.unmanaged.items()))
+        out.append(f"Not managed by these manifests, left alone: {listed}.")
+    return out
+
+
 def plan_text(plan: Any, *, color: bool = False, verbose: bool = False) -> str:
     def paint(text: str, action: str) -> str:
         return f"\x1b[{ANSI[action]}m{text}\x1b[0m" if color and action != "no-op" else text
@@ -248,12 +260,7 @@ def plan_text(plan: Any, *, color: bool = False, verbose: bool = False) -> str:
         for body in _body_lines(change, plan.created_at):
             lines.append("    " + paint(body, {"+": "create", "-": "delete", "~": "update"}.get(body[:1], "no-op")))
         lines.append("")
-    unchanged = sum(c.action.value == "no-op" for c in plan.changes)
-    if unchanged and not verbose:
-        lines.append(f"{_plural(unchanged, 'object')} unchanged.")
-    if plan.unmanaged:
-        listed = ", ".join(_plural(n, k) for k, n in sorted(plan.unmanaged.items()))
-        lines.append(f"Not managed by these manifests, left alone: {listed}.")
+    lines += _untouched(plan, verbose=verbose)
     for d in plan.diagnostics:
         lines.append(("Error: " if d.is_error else "Warning: ") + (diagnostic_line(d) if d.file else f"{d.code} {d.message}"))
         if d.hint:
@@ -284,19 +291,13 @@ def plan_markdown(plan: Any, *, limit: int = MARKDOWN_LIMIT) -> list[str]:
             table.append(f"| {ICON[c.action.value]} | `{c.key}` | {action} | {c.reason.replace('|', '/')} |")
         blocks.append("\n".join(table) + "\n")
         for c in rows:
-            body = "\n".join(f"{line}" for line in _body_lines(c, plan.created_at)) or "(no field changes)"
-            diff_body = "\n".join(("+" if l.startswith("+") else "-" if l.startswith("-") else "!" if l.startswith("~") else " ") + l[1:]
-                                  if l[:1] in "+-~" else l for l in body.splitlines())
+            # In a ```diff block "!" marks a changed line; "+" and "-" already mean what they mean here.
+            lines = _body_lines(c, plan.created_at) or ["(no field changes)"]
+            diff_body = "\n".join(("!" + line[1:]) if line.startswith("~") else line for line in lines)
             blocks.append(f"<details><summary><code>{c.key}</code>: {c.action.value}</summary>\n\n```diff\n{diff_body}\n```\n</details>\n")
     else:
         blocks.append(_closing(plan) + "\n")
-    footer = []
-    unchanged = sum(c.action.value == "no-op" for c in plan.changes)
-    if unchanged:
-        footer.append(f"{_plural(unchanged, 'object')} unchanged.")
-    if plan.unmanaged:
-        footer.append("Not managed by these manifests, left alone: " +
-                      ", ".join(_plural(n, k) for k, n in sorted(plan.unmanaged.items())) + ".")
+    footer = _untouched(plan, verbose=False)
     for d in plan.diagnostics:
         footer.append(f"- **{d.severity}** `{d.code}` {d.message}")
     if footer:
@@ -350,7 +351,8 @@ def _retries(report: Any) -> str:
     return f"{_plural(total, 'retry')} ({detail})".replace("retrys", "retries")
 
 
-def _outcome_line(o: Any) -> str:
+def outcome_line(o: Any) -> str:
+    """One change of an apply report: ``✓ created App/x``, ``✗ failed …: message``."""
     verb = DONE[o.change.action.value] if o.status.value == "applied" else o.status.value
     line = f"{MARK[o.status.value]} {verb} {o.change.key}"
     if o.run_id:
@@ -361,7 +363,7 @@ def _outcome_line(o: Any) -> str:
 
 
 def report_text(report: Any) -> str:
-    lines = [_outcome_line(o) for o in report.outcomes if not (o.change.action.value == "no-op" and not o.message
+    lines = [outcome_line(o) for o in report.outcomes if not (o.change.action.value == "no-op" and not o.message
                                                                 and o.status.value == "applied")]
     lines += report.notes
     closing = "Apply failed" if report.failed else "Apply complete"
