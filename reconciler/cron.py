@@ -1,4 +1,4 @@
-"""Cron expressions and IANA timezones: validation and fire times, in one place.
+"""Cron expressions and IANA timezones: validation, canonical spellings and fire times, in one place.
 
 Schedules are standard five-field cron expressions or one of the ``@daily``-style macros. Pure
 functions; croniter does the parsing.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import zoneinfo
+from importlib import resources
 
 from croniter import croniter
 
@@ -73,3 +74,57 @@ def next_fire_times(expr: str, timezone: str, count: int, after: dt.datetime) ->
     text = MACROS.get(expr.strip().lower(), expr.strip())
     it = croniter(text, after.astimezone(tz))
     return [it.get_next(dt.datetime) for _ in range(count)]
+
+
+@functools.lru_cache(maxsize=4096)
+def canonical_cron(expr: str) -> str:
+    """One spelling per schedule: macros expanded, names and ranges resolved, Sunday as 0."""
+    text = MACROS.get(expr.strip().lower(), expr.strip())
+    if cron_problem(text):
+        return expr.strip()
+    fields, nth = croniter.expand(text)
+    parts = []
+    for values in fields:
+        parts.append("*" if values == ["*"] else _compress(sorted(set(int(v) for v in values))))
+    out = " ".join(parts)
+    if nth:
+        out += " #" + ",".join(f"{k}:{sorted(v)}" for k, v in sorted(nth.items()))
+    return out
+
+
+def _compress(values: list[int]) -> str:
+    runs: list[str] = []
+    start = prev = values[0]
+    for v in values[1:] + [None]:  # type: ignore[list-item]
+        if v is not None and v == prev + 1:
+            prev = v
+            continue
+        runs.append(str(start) if start == prev else f"{start}-{prev}")
+        if v is not None:
+            start = prev = v
+    return ",".join(runs)
+
+
+@functools.lru_cache(maxsize=1)
+def _zone_links() -> dict[str, str]:
+    """Alias → canonical zone, from tzdata's own link table (Asia/Calcutta → Asia/Kolkata)."""
+    try:
+        text = resources.files("tzdata").joinpath("zoneinfo", "tzdata.zi").read_text(encoding="utf-8")
+    except (FileNotFoundError, ModuleNotFoundError):  # pragma: no cover - tzdata is a dependency
+        return {}
+    links = {}
+    for line in text.splitlines():
+        if line.startswith("L "):
+            _, target, alias = line.split()
+            links[alias] = target
+    links["Etc/UTC"] = "UTC"
+    for alias, target in list(links.items()):
+        if target == "Etc/UTC":
+            links[alias] = "UTC"
+    links.pop("UTC", None)
+    return links
+
+
+def canonical_timezone(name: str | None) -> str:
+    name = name or "UTC"
+    return _zone_links().get(name, name)

@@ -11,13 +11,9 @@ and never used during apply (apply sends what the manifest says, in the wire for
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any, Callable, Mapping
-
-from croniter import croniter
 
 from reconciler import cron
 from reconciler.model import Resource
@@ -89,62 +85,8 @@ def _parse_json_setting(value: Any) -> Any:
 # -- cron and timezones -------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4096)
-def canonical_cron(expr: str) -> str:
-    """One spelling per schedule: macros expanded, names and ranges resolved, Sunday as 0."""
-    text = cron.MACROS.get(expr.strip().lower(), expr.strip())
-    if cron.cron_problem(text):
-        return expr.strip()
-    fields, nth = croniter.expand(text)
-    parts = []
-    for values in fields:
-        parts.append("*" if values == ["*"] else _compress(sorted(set(int(v) for v in values))))
-    out = " ".join(parts)
-    if nth:
-        out += " #" + ",".join(f"{k}:{sorted(v)}" for k, v in sorted(nth.items()))
-    return out
-
-
-def _compress(values: list[int]) -> str:
-    runs: list[str] = []
-    start = prev = values[0]
-    for v in values[1:] + [None]:  # type: ignore[list-item]
-        if v is not None and v == prev + 1:
-            prev = v
-            continue
-        runs.append(str(start) if start == prev else f"{start}-{prev}")
-        if v is not None:
-            start = prev = v
-    return ",".join(runs)
-
-
-@functools.lru_cache(maxsize=1)
-def _zone_links() -> dict[str, str]:
-    """Alias → canonical zone, from tzdata's own link table (Asia/Calcutta → Asia/Kolkata)."""
-    try:
-        text = resources.files("tzdata").joinpath("zoneinfo", "tzdata.zi").read_text(encoding="utf-8")
-    except (FileNotFoundError, ModuleNotFoundError):  # pragma: no cover - tzdata is a dependency
-        return {}
-    links = {}
-    for line in text.splitlines():
-        if line.startswith("L "):
-            _, target, alias = line.split()
-            links[alias] = target
-    links["Etc/UTC"] = "UTC"
-    for alias, target in list(links.items()):
-        if target == "Etc/UTC":
-            links[alias] = "UTC"
-    links.pop("UTC", None)
-    return links
-
-
-def canonical_timezone(name: str | None) -> str:
-    name = name or "UTC"
-    return _zone_links().get(name, name)
-
-
 def canonical_schedule(schedule: Mapping[str, Any]) -> dict[str, str]:
-    return {"cron": canonical_cron(str(schedule.get("cron", ""))), "timezone": canonical_timezone(schedule.get("timezone"))}
+    return {"cron": cron.canonical_cron(str(schedule.get("cron", ""))), "timezone": cron.canonical_timezone(schedule.get("timezone"))}
 
 
 def canonical_schedules(schedules: Any) -> list[dict[str, str]] | None:
