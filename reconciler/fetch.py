@@ -53,18 +53,14 @@ def fetch(client: ApiClient, desired: State, *, recorded: Mapping[str, Mapping[s
         templates_f = {name: pool.submit(client.find_templates, name) for name in workflow_names}
 
         app_items = apps_f.result()
+        # The (app id, entrypoint) pairs in use: declared, or live under a declared name.
         desired_names = {k.name for k in desired if k.kind == "App"}
+        in_use = [(str(r.spec.get("appId")), r.spec.get("entrypoint")) for k, r in desired.items() if k.kind == "App"]
+        in_use += [(_app_id(item), item.get("entrypoint")) for item in app_items
+                   if item.get("name") in desired_names and _app_id(item)]
         entrypoints: dict[str, set[str]] = {}
-        for key, resource in desired.items():
-            if key.kind == "App":
-                wanted = entrypoints.setdefault(str(resource.spec.get("appId")), set())
-                if resource.spec.get("entrypoint"):
-                    wanted.add(str(resource.spec["entrypoint"]))
-        for item in app_items:
-            if item.get("name") in desired_names and _app_id(item):
-                wanted = entrypoints.setdefault(_app_id(item), set())
-                if item.get("entrypoint"):
-                    wanted.add(str(item["entrypoint"]))
+        for app_id, entrypoint in in_use:
+            entrypoints.setdefault(app_id, set()).update([str(entrypoint)] if entrypoint else [])
         contracts_f = {app_id: pool.submit(_app_contract, client, app_id, eps) for app_id, eps in sorted(entrypoints.items())}
         # Details only where a list item lacks the rendered DAG.
         details_f = {item["slug"]: pool.submit(client.get_app, item["slug"])

@@ -203,6 +203,32 @@ def _active_app(data: dict[str, Any], slug: str) -> dict[str, Any]:
     return record
 
 
+def _insert_workflow(ctx: Any, name: str, spec: catalogue.AppSpec, entrypoint: str, inputs: dict[str, Any],
+                     qualified_name: str | None, owner: str) -> dict[str, Any]:
+    """Store a new workflow record under a freshly minted slug (the caller holds the mutate lock)."""
+    now = ctx.store.now()
+    slug = _mint_slug(ctx, name)
+    record = {
+        "slug": slug,
+        "name": name,
+        "app_id": spec.app_id,
+        "entrypoint": entrypoint,
+        "owner": owner,
+        "version": _new_version(ctx),
+        "inputs": inputs,
+        "connection_qualified_name": qualified_name,
+        "workflow_id": f"{slug}-{ctx.store.new_suffix(6)}",
+        "user_id": catalogue.API_TOKEN_USER["id"],
+        "correlation_id": ctx.store.new_guid(),
+        "created_at": now,
+        "updated_at": now,
+        "archived": False,
+        "seq": ctx.store.next_seq(),
+    }
+    ctx.store.data["apps"][slug] = record
+    return record
+
+
 def _new_version(ctx: Any, previous: int = 0) -> int:
     return max(int(ctx.store.now()), previous + 1)
 
@@ -326,26 +352,8 @@ def create_app(ctx: Any, req: Request) -> dict[str, Any]:
                             extra={"slugs": [a["slug"] for a in same_name]})
         schedule = _check_schedule(body["schedule"], where="schedule") if body.get("schedule") is not None else None
         inputs, qualified_name = _prepare_inputs(ctx, spec, entrypoint, contract, body["inputs"], None)
-        now = ctx.store.now()
-        slug = _mint_slug(ctx, body["name"])
-        record = {
-            "slug": slug,
-            "name": body["name"],
-            "app_id": spec.app_id,
-            "entrypoint": entrypoint,
-            "owner": OWNER,
-            "version": _new_version(ctx),
-            "inputs": inputs,
-            "connection_qualified_name": qualified_name,
-            "workflow_id": f"{slug}-{ctx.store.new_suffix(6)}",
-            "user_id": catalogue.API_TOKEN_USER["id"],
-            "correlation_id": ctx.store.new_guid(),
-            "created_at": now,
-            "updated_at": now,
-            "archived": False,
-            "seq": ctx.store.next_seq(),
-        }
-        data["apps"][slug] = record
+        record = _insert_workflow(ctx, body["name"], spec, entrypoint, inputs, qualified_name, OWNER)
+        slug = record["slug"]
         out: dict[str, Any] = {"execution_mode": "native", "slug": slug, "version": record["version"]}
         if schedule is not None:
             out["schedule_trigger_id"] = _attach(ctx, record, *schedule)["trigger_id"]
@@ -489,14 +497,6 @@ def seed_app(ctx: Any, item: dict[str, Any]) -> str:
                                                                "connectorName": spec.connector, "name": item["name"]}}
     inputs["connection"] = connection
     inputs.setdefault("credential_guid", "")
-    now = ctx.store.now()
-    slug = _mint_slug(ctx, item["name"])
-    ctx.store.data["apps"][slug] = {
-        "slug": slug, "name": item["name"], "app_id": spec.app_id, "entrypoint": entrypoint, "owner": item.get("owner", "ui-user"),
-        "version": _new_version(ctx), "inputs": inputs,
-        "connection_qualified_name": connection["attributes"].get("qualifiedName"),
-        "workflow_id": f"{slug}-{ctx.store.new_suffix(6)}", "user_id": catalogue.API_TOKEN_USER["id"],
-        "correlation_id": ctx.store.new_guid(), "created_at": now, "updated_at": now, "archived": False,
-        "seq": ctx.store.next_seq(),
-    }
-    return slug
+    record = _insert_workflow(ctx, item["name"], spec, entrypoint, inputs,
+                              connection["attributes"].get("qualifiedName"), item.get("owner", "ui-user"))
+    return str(record["slug"])
