@@ -82,10 +82,12 @@ def discover(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[
         else:
             diagnostics.append(Diagnostic(str(raw), 0, 0, "RC001", f"no such file or folder: {raw}",
                                           hint="Check the path; give the folder that holds your manifests."))
-    unique: dict[Path, None] = {}
+    # Each file once, even when reached twice (or through a link), shown by the path it was found at:
+    # a symlinked manifests folder keeps its own place, and its state file beside it.
+    unique: dict[Path, Path] = {}
     for f in files:
-        unique.setdefault(f.resolve(), None)
-    return sorted(unique, key=lambda p: display_path(p)), diagnostics
+        unique.setdefault(f.resolve(), f)
+    return sorted(unique.values(), key=display_path), diagnostics
 
 
 def read_text(path: Path) -> tuple[str | None, Diagnostic | None]:

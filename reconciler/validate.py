@@ -115,8 +115,8 @@ def validate(
 
 def _project(paths: list[Any], documents: list[Document], report: _Reporter) -> tuple[Project, list[Document]]:
     roots = [Path(p) for p in paths if Path(p).is_dir()]
-    root_files = {manifests.display_path((r / kinds.PROJECT_FILE).resolve()) for r in roots}
-    root_files |= {manifests.display_path(Path(p).resolve()) for p in paths if Path(p).name == kinds.PROJECT_FILE}
+    root_files = {manifests.display_path(r / kinds.PROJECT_FILE) for r in roots}
+    root_files |= {manifests.display_path(Path(p)) for p in paths if Path(p).name == kinds.PROJECT_FILE}
     project = Project(root=roots[0] if roots else Path("."))
     project.state_file = project.root / ".reconciler" / "state.json"
     rest: list[Document] = []
@@ -134,13 +134,15 @@ def _project(paths: list[Any], documents: list[Document], report: _Reporter) -> 
             report.at(doc, (), "RC070", f"a second project document; the first is in {project.file}",
                       "Keep one reconciler.yaml with one document.")
             continue
-        if not _schema_ok(doc, doc.data, kinds.PROJECT_KIND, report) or not is_project:
-            if not is_project and isinstance(doc.data, dict) and doc.data.get("kind") is not None:
-                report.at(doc, ("kind",), "RC070", f"{kinds.PROJECT_FILE} must hold kind Project, not {doc.data.get('kind')!r}",
-                          "Put manifests in other files; reconciler.yaml holds only the project settings.")
+        if not is_project:
+            found = doc.data.get("kind") if isinstance(doc.data, dict) else None
+            report.at(doc, ("kind",), "RC070", f"{kinds.PROJECT_FILE} must hold kind Project, not {found!r}",
+                      "Put manifests in other files; reconciler.yaml holds only the project settings.")
+            continue
+        if not _schema_ok(doc, doc.data, kinds.PROJECT_KIND, report):
             continue
         spec = doc.data.get("spec") or {}
-        base = Path(os.path.abspath(doc.file)).parent  # not resolve(): a symlinked folder keeps its place
+        base = Path(os.path.abspath(doc.file)).parent
         project.file = doc.file
         project.root = base
         project.name = doc.data["metadata"]["name"]

@@ -172,3 +172,15 @@ def test_secret_values_are_never_echoed(tmp_path: Path) -> None:
     assert out.returncode == 1 and "RC053" in text
     for secret in ("hunter2-literal", "pp-literal-9", "user-value-77"):
         assert secret not in text
+
+
+def test_a_symlinked_manifests_folder_keeps_its_state_file_beside_it(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "reconciler.yaml").write_text("apiVersion: reconciler/v1\nkind: Project\nmetadata: {name: p}\n"
+                                          "spec: {stateFile: state.json}\n")
+    (tmp_path / "link").symlink_to(real)
+    result = validate([tmp_path / "link"])
+    assert result.errors == []
+    assert result.project.state_file == tmp_path / "link" / "state.json"
+    assert validate([tmp_path / "link", real]).documents == 0  # the same files are read once
