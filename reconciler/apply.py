@@ -6,21 +6,29 @@ runs; deletes last, apps before credentials), independent changes of one phase c
 and records every successful change in the state file at once (atomic write), so a crash
 loses nothing and a re-run converges. A failed change fails only its dependents. Secrets are
 read from the environment here, when they are sent, and never kept.
+
+No write is repeated blindly. When the answer to a create is lost (the tenant may have acted),
+a credential is looked up by name and adopted (or, proven absent, sent again), an app takes the
+409 path in the client, and a schedule or a run becomes an **intent**: recorded in the state file
+*before* the request and settled after it, so that a lost answer or a kill leaves a visible
+intent that the plan reports, never a hidden trigger or a second run.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import copy
+import datetime as dt
 import enum
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from reconciler import kinds, render
 from reconciler.client import ApiClient, credential_test_passed
-from reconciler.errors import ApiError, NotFoundError, ReconcilerError, ServerError
+from reconciler.errors import ApiError, ConflictError, NotFoundError, ReconcilerError, ServerError
 from reconciler.fetch import SCHEDULE_ANNOTATION, TIMEZONE_ANNOTATION, Live
 from reconciler.manifests import resolve_env
 from reconciler.model import ResourceKey
@@ -35,6 +43,8 @@ class Status(str, enum.Enum):
     APPLIED = "applied"
     FAILED = "failed"
     SKIPPED = "skipped"
+    UNVERIFIED = "unverified"  # the tenant may or may not have acted; an intent records it
+    NOT_APPLIED = "not-applied"  # a delete candidate, applied only with --prune: not a failure
 
 
 @dataclass
@@ -61,7 +71,7 @@ class ApplyReport:
 
     @property
     def failed(self) -> bool:
-        return any(o.status is not Status.APPLIED for o in self.outcomes) or any(
+        return any(o.status not in (Status.APPLIED, Status.NOT_APPLIED) for o in self.outcomes) or any(
             o.run_status not in (None, "Succeeded", "Pending", "Running") for o in self.outcomes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,12 +86,25 @@ class ApplyError(ReconcilerError):
 
 @dataclass
 class Options:
-    prune: bool = False
     allow_replace: bool = False
     max_deletes: int = 10
     parallelism: int = 8
     env: Mapping[str, str] = field(default_factory=dict)
     fingerprint_key: bytes = b""
+    # Never sent as a credential secret, whatever a manifest or a plan file names.
+    api_key: str = ""
+    api_key_env: str = "ATLAN_API_KEY"
+
+
+PROTECTED_VARIABLES = ("ATLAN_API_KEY", "RECONCILER_FINGERPRINT_KEY")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _intent(action: str, **fields: Any) -> dict[str, Any]:
+    return {"id": uuid.uuid4().hex[:12], "action": action, "at": _now(), **fields}
 
 
 class Applier:
@@ -105,7 +128,7 @@ class Applier:
 
     def run(self) -> ApplyReport:
         started = time.monotonic()
-        deletes = [c for c in self.plan.changes if c.action is Action.DELETE and (self.options.prune or not c.needs_prune)]
+        deletes = [c for c in self.plan.changes if c.action is Action.DELETE and not c.needs_prune]
         if len(deletes) > self.options.max_deletes:
             raise ApplyError(f"the plan deletes {len(deletes)} objects, more than --max-deletes {self.options.max_deletes}; "
                              "nothing was applied", hint="Check the plan; raise --max-deletes if these deletes are intended.")
@@ -140,6 +163,9 @@ class Applier:
         try:
             return fn(change)
         except ApiError as exc:
+            if exc.outcome_unknown:
+                return Outcome(change, Status.UNVERIFIED, f"{exc.server_message} ({exc.method} {exc.status or 'no answer'}); "
+                                                          "the next plan shows whether it took effect")
             return Outcome(change, Status.FAILED, f"{exc.server_message} ({exc.method} {exc.status or 'no answer'})")
         except ReconcilerError as exc:
             return Outcome(change, Status.FAILED, str(exc))
@@ -147,7 +173,7 @@ class Applier:
     def _finish(self, outcome: Outcome) -> None:
         with self._lock:
             self.report.outcomes.append(outcome)
-            if outcome.status is not Status.APPLIED:
+            if outcome.status not in (Status.APPLIED, Status.NOT_APPLIED):
                 self._not_applied.add(outcome.change.key)
         if outcome.status is not Status.APPLIED or outcome.change.action is not Action.NOOP or outcome.message:
             self.progress(render.outcome_line(outcome))
@@ -168,6 +194,26 @@ class Applier:
         """Write the state file after a successful change: atomic, so a crash loses nothing."""
         self.state.put(self.tenant_id, str(key), dict(record) if record is not None else None)
 
+    def _amend(self, key: ResourceKey, **fields: Any) -> dict[str, Any]:
+        """Change some fields of an object's record (None removes one) and write it at once.
+        Each object is handled by one thread, so read-modify-write of its record is safe."""
+        record = dict(self.tenant.get(key))
+        for name, value in fields.items():
+            if value is None:
+                record.pop(name, None)
+            else:
+                record[name] = value
+        self._record(key, record)
+        return record
+
+    def _add_intent(self, key: ResourceKey, intent: dict[str, Any]) -> None:
+        self._amend(key, intents=[*(self.tenant.get(key).get("intents") or []), intent])
+
+    def _settle_intent(self, key: ResourceKey, intent_id: str, **fields: Any) -> None:
+        """Drop an intent and record what it turned into, in one write."""
+        left = [i for i in self.tenant.get(key).get("intents") or [] if i.get("id") != intent_id]
+        self._amend(key, intents=left or None, **fields)
+
     # -- create / update / replace / no-op ------------------------------------------------------------
 
     def _apply_one(self, change: Change) -> Outcome | None:
@@ -178,7 +224,14 @@ class Applier:
         return handler(change)
 
     def _secrets(self, change: Change) -> dict[str, str]:
-        values, missing = resolve_env(change.settings.get("secret_refs") or {}, self.options.env)
+        refs = change.settings.get("secret_refs") or {}
+        values, missing = resolve_env(refs, self.options.env)
+        protected = {*PROTECTED_VARIABLES, self.options.api_key_env}
+        named = sorted({str(ref) for ref in refs.values() if any(f"${{env:{p}}}" == ref for p in protected)})
+        if named or (self.options.api_key and self.options.api_key in values.values()):
+            raise ReconcilerError(f"{change.key} would send the tenant's API key (or the fingerprint key) as a credential "
+                                  f"secret{': ' + ', '.join(named) if named else ''}; refused",
+                                  hint="Give the credential its own secret variables.")
         if missing:
             raise ReconcilerError(f"environment variable {', '.join(missing)} is not set; {change.key} needs it now",
                                   hint=f"Export {', '.join(missing)} in the job that runs apply.")
@@ -214,7 +267,7 @@ class Applier:
             self._record(key, None)
             live = None
         if live is None:
-            guid = str(self.client.create_credential(body, test=False)["id"])
+            guid = self._create_credential(key.name, body)
         else:
             guid = str(live.server["guid"])
             self.client.update_credential(guid, body)
@@ -223,6 +276,24 @@ class Applier:
         self._record(key, self._with_lifecycle({"guid": guid, "secretFingerprint": fingerprint}, change))
         message = "secrets recorded" if change.action is Action.NOOP else ""
         return Outcome(change, Status.APPLIED, message)
+
+    def _create_credential(self, name: str, body: dict[str, Any]) -> str:
+        """Create a credential without ever creating it twice: when the answer is lost, look it up
+        by name; one found is ours (adopted), none found proves the create did nothing (sent again)."""
+        for attempt in range(3):
+            try:
+                return str(self.client.create_credential(body, test=False)["id"])
+            except ApiError as exc:
+                if not exc.outcome_unknown or attempt == 2:
+                    raise
+                found = [c for c in self.client.list_credentials({"name": name}) if c.get("name") == name]
+                if len(found) == 1:
+                    return str(found[0]["id"])
+                if len(found) > 1:
+                    raise ConflictError(f"{len(found)} credentials are named {name!r} after a create whose answer was lost",
+                                        status=None, method=exc.method, url=exc.url,
+                                        hint="Archive the duplicates in Atlan, then run again.") from exc
+        raise AssertionError("unreachable")
 
     def _with_lifecycle(self, record: dict[str, Any], change: Change) -> dict[str, Any]:
         if change.settings.get("prevent_destroy"):
@@ -260,17 +331,16 @@ class Applier:
         contract = facts.contract(entrypoint or after.get("entrypoint")) if facts else None
         if change.action is Action.NOOP:
             slug = str(live.server["slug"]) if live else str(record.get("slug"))
-            schedules = self._sync_schedules(change, slug, live.server.get("version") if live else None,
-                                             live.server.get("schedules") if live else record.get("schedules"))
-            self._remember(key, {**record, "slug": slug, "schedules": schedules}, change)
-            return None
+            return self._app_schedules(change, slug, live.server.get("version") if live else None,
+                                       live.server.get("schedules") if live else record.get("schedules"),
+                                       live.server.get("schedules_source") if live else "state")
         inputs = wire_inputs(dict(after.get("inputs") or {}), contract)
         ref = after.get("credentialRef")
         guid = self.credential_guids.get(str(ref), ref) if ref else None
         if change.action is Action.REPLACE and live is not None:
             self.client.delete_app(str(live.server["slug"]))
             self._record(key, None)
-            live = None
+            live, record = None, {}
         connection = self._connection(change, live.server.get("connection") if live else None)
         if guid:
             # Reuse the vaulted credential through the connection, the way the UI does; a bare
@@ -279,43 +349,86 @@ class Applier:
         if inputs.get("extraction_method") != "agent":
             inputs["credential_guid"] = ""
         inputs["connection"] = connection
-        if live is None:
-            created = self.client.create_app(str(after["appId"]), key.name, inputs, entrypoint=entrypoint, run=False)
-            slug, version = created.slug, created.version
-            self._record(key, self._with_lifecycle({"slug": slug, "schedules": record.get("schedules") or []}, change))
-            if created.adopted:
-                # The name was taken (an earlier run crashed after creating it): make it match.
-                version = self.client.update_app(slug, inputs, entrypoint=entrypoint).get("version", version)
-            known = (record.get("schedules") or []) if created.adopted else []
-        else:
+        if live is not None:
             slug = str(live.server["slug"])
             version = self.client.update_app(slug, inputs, entrypoint=entrypoint).get("version")
-            known = live.server.get("schedules")
-        schedules = self._sync_schedules(change, slug, version, known)
-        self._record(key, self._with_lifecycle({"slug": slug, "schedules": schedules}, change))
-        return Outcome(change, Status.APPLIED)
+            return self._app_schedules(change, slug, version, live.server.get("schedules"),
+                                       live.server.get("schedules_source"))
+        # Write-ahead: the record exists before the create, so that a kill right after it leaves an
+        # app whose schedules are known (none yet) rather than unknown.
+        if not record:
+            self._record(key, self._with_lifecycle({"schedules": []}, change))
+        try:
+            created = self.client.create_app(str(after["appId"]), key.name, inputs, entrypoint=entrypoint, run=False)
+        except ApiError as exc:
+            if not record and not exc.outcome_unknown:
+                self._record(key, None)  # nothing was created: no record of it either
+            raise
+        slug, version = created.slug, created.version
+        self._amend(key, slug=slug)
+        if not created.adopted:
+            return self._app_schedules(change, slug, version, [], "state")
+        # The name was taken by a workflow the plan did not see: make it match. Its schedules are
+        # known only if an earlier record of it says so.
+        version = self.client.update_app(slug, inputs, entrypoint=entrypoint).get("version", version)
+        return self._app_schedules(change, slug, version, record.get("schedules"), "state" if "schedules" in record else None)
 
-    def _sync_schedules(self, change: Change, slug: str, version: Any, known: Any) -> list[dict[str, Any]]:
+    def _app_schedules(self, change: Change, slug: str, version: Any, known: Any, source: str | None) -> Outcome | None:
+        """Sync the schedules, record the app, and say how it went (None: an unchanged app)."""
+        key = change.key
+        if self.tenant.get(key).get("slug") != slug:
+            self._amend(key, slug=slug)
+        schedules, problems = self._sync_schedules(change, slug, version, known, source)
+        fresh = self._with_lifecycle({**self.tenant.get(key), "slug": slug, "schedules": schedules}, change)
+        if fresh != self.tenant.get(key):
+            self._record(key, fresh)
+        if problems:
+            return Outcome(change, Status.UNVERIFIED, "; ".join(problems))
+        return None if change.action is Action.NOOP else Outcome(change, Status.APPLIED)
+
+    def _sync_schedules(self, change: Change, slug: str, version: Any, known: Any,
+                        source: str | None) -> tuple[list[dict[str, Any]] | None, list[str]]:
         """Make the attached schedules the declared ones, each bound to the app's latest version.
 
-        ``known`` are the triggers we can see (returned by the API or recorded); None when they
-        are unknown, in which case nothing can be removed. A schedule attached to an older version
-        fires that version, so it is removed and added again.
+        ``known``: the triggers seen through the API (``source`` "api") or recorded ("state");
+        None when nobody can know them, and then nothing is attached (unless the plan adopts them)
+        and the record keeps saying "unknown". A schedule attached to an older version fires that
+        version, so it is removed and added again. Returns the triggers now attached (None:
+        still unknown) and what could not be verified.
+
+        Every add is write-ahead: an intent is recorded before the POST and replaced by the
+        trigger id after it. An intent left by a lost answer (or a kill) stands for its schedule:
+        it is never attached again until ``reconciler state resolve`` settles it, unless the API
+        shows the triggers, which settles it here.
         """
-        after = change.after or {}
-        record = [dict(s) for s in known] if known is not None else []
-        if "schedules" not in after:
-            return record
+        key, after = change.key, change.after or {}
+        intents = [i for i in self.tenant.get(key).get("intents") or [] if i.get("action") == "schedule"]
+        if intents and source == "api":
+            others = [i for i in self.tenant.get(key).get("intents") or [] if i.get("action") != "schedule"]
+            self._amend(key, intents=others or None)
+            intents = []
+        if known is None and "schedules" in after and self.plan.adopt_schedules:
+            known = []
+        if known is None or "schedules" not in after:
+            return (None if known is None else [dict(s) for s in known]), []
         wanted = [canonical_json(s) for s in after.get("schedules") or []]
+        problems = []
+        for intent in intents:
+            canon = canonical_json(canonical_schedule(intent))
+            if canon in wanted:
+                wanted.remove(canon)
+            else:
+                problems.append(f"schedule {intent.get('cron')!r} ({intent.get('timezone')}) is unverified and no longer "
+                                f"declared; settle it with `reconciler state resolve {key}` so it can be removed")
         keep, stale = [], []
-        for trigger in record:
+        for trigger in known:
             canon = canonical_json(canonical_schedule(trigger))
             current = version is None or trigger.get("version") in (None, version)
             if canon in wanted and current:
                 wanted.remove(canon)
-                keep.append(trigger)
+                keep.append(dict(trigger))
             else:
-                stale.append(trigger)
+                stale.append(dict(trigger))
         # Add first, then remove: a crash in between leaves an extra trigger on record (removed by
         # the next run), never a missing one.
         for schedule in after.get("schedules") or []:
@@ -323,18 +436,28 @@ class Applier:
             if canon not in wanted:
                 continue
             wanted.remove(canon)
-            answer = self.client.add_schedule(slug, schedule["cron"], schedule.get("timezone") or "UTC")
-            keep.append({"trigger_id": answer["trigger_id"], "cron": schedule["cron"],
-                         "timezone": schedule.get("timezone") or "UTC", "version": version})
-            self._record(change.key, self._with_lifecycle({"slug": slug, "schedules": keep + stale}, change))
+            cron, timezone = schedule["cron"], schedule.get("timezone") or "UTC"
+            intent = _intent("schedule", cron=cron, timezone=timezone, version=version)
+            self._add_intent(key, intent)
+            try:
+                answer = self.client.add_schedule(slug, cron, timezone)
+            except ApiError as exc:
+                if exc.outcome_unknown:
+                    problems.append(f"schedule {cron!r} ({timezone}) may or may not be attached ({exc.server_message}); "
+                                    "it is recorded as an unverified intent")
+                    continue
+                self._settle_intent(key, intent["id"])
+                raise
+            keep.append({"trigger_id": answer["trigger_id"], "cron": cron, "timezone": timezone, "version": version})
+            self._settle_intent(key, intent["id"], schedules=keep + stale)
         while stale:
             trigger = stale.pop()
             try:
                 self.client.remove_schedule(slug, str(trigger["trigger_id"]))
             except NotFoundError:
                 pass  # already gone
-            self._record(change.key, self._with_lifecycle({"slug": slug, "schedules": keep + stale}, change))
-        return keep
+            self._amend(key, schedules=keep + stale)
+        return keep, problems
 
     def _workflow(self, change: Change) -> Outcome | None:
         key, after = change.key, dict(change.after or {})
@@ -378,26 +501,40 @@ class Applier:
         slug = self.tenant.get(change.key).get("slug")
         if not slug:
             return Outcome(change, Status.SKIPPED, "skipped: the workflow was not created")
+        # Write-ahead, as for schedules: a submit whose answer is lost is never sent again.
+        intent = _intent("run")
+        self._add_intent(change.key, intent)
         try:
             run = self.client.submit_run(str(slug))
         except ServerError as exc:
             if "active run" in exc.server_message or "already" in exc.server_message:
+                self._settle_intent(change.key, intent["id"])
                 return Outcome(change, Status.APPLIED, f"a run is already in flight: {exc.server_message}")
+            if not exc.outcome_unknown:
+                self._settle_intent(change.key, intent["id"])
             raise
+        except ApiError as exc:
+            if not exc.outcome_unknown:
+                self._settle_intent(change.key, intent["id"])
+            raise
+        self._settle_intent(change.key, intent["id"])
         return Outcome(change, Status.APPLIED, "", run_id=run.get("run_id"), run_status=run.get("status"))
 
     def _delete_one(self, change: Change) -> Outcome:
-        if change.needs_prune and not self.options.prune:
-            return Outcome(change, Status.SKIPPED, "skipped: deletes need --prune")
+        if change.needs_prune:
+            return Outcome(change, Status.NOT_APPLIED, "needs --prune")
+        deleters: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+            "App": lambda server: self.client.delete_app(str(server["slug"])),
+            "Credential": lambda server: self.client.archive_credential(str(server["guid"])),
+        }
+        if change.key.kind not in deleters:
+            return Outcome(change, Status.FAILED, f"{change.key.kind} objects are never deleted by reconciler")
         live = self.live.state.get(change.key)
         if live is None:
             self._record(change.key, None)
             return Outcome(change, Status.APPLIED, "already gone")
         try:
-            if change.key.kind == "App":
-                self.client.delete_app(str(live.server["slug"]))
-            elif change.key.kind == "Credential":
-                self.client.archive_credential(str(live.server["guid"]))
+            deleters[change.key.kind](live.server)
         except NotFoundError:
             pass
         self._record(change.key, None)

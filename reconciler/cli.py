@@ -91,6 +91,25 @@ def contract(app_id: str, entrypoint: str | None, base_url: str | None, api_key_
     click.echo(render.contract_skeleton(info, schema, chosen), nl=False)
 
 
+def _adopt_schedules_option(command: Any) -> Any:
+    return click.option("--adopt-schedules", is_flag=True,
+                        help="Attach declared App schedules even where the tenant's cannot be known (no state record): "
+                             "say so only when those apps have no schedules on the tenant.")(command)
+
+
+def _lock_timeout_option(command: Any) -> Any:
+    return click.option("--lock-timeout", type=click.FloatRange(min=0), default=None,
+                        help="Seconds to wait for the state file's lock (default: 0 when $CI is set, else 60).")(command)
+
+
+def _lock_timeout(value: float | None) -> float:
+    import os
+
+    if value is not None:
+        return value
+    return 0.0 if os.environ.get("CI") else 60.0
+
+
 def _step_summary(markdown: str) -> None:
     """Append to the GitHub Actions job summary, when running there."""
     import os
@@ -125,15 +144,16 @@ def _parse_targets(values: tuple[str, ...]) -> tuple[Any, ...]:
 @click.option("--var-file", "var_files", multiple=True, type=click.Path(), help="Variables file for ${var:name}; repeatable.")
 @click.option("--allow-missing-secrets", is_flag=True, help="Plan without secret values (rotation cannot be detected).")
 @click.option("--verbose", is_flag=True, help="Also list the objects that do not change.")
+@_adopt_schedules_option
 @_tenant_options
 def plan(paths: tuple[str, ...], out: str | None, fmt: str, targets: tuple[str, ...], detailed_exitcode: bool, prune: bool,
          parallelism: int | None, var_files: tuple[str, ...], allow_missing_secrets: bool, verbose: bool,
-         base_url: str | None, api_key_env: str) -> int:
+         adopt_schedules: bool, base_url: str | None, api_key_env: str) -> int:
     """Show what apply would change on the tenant to match the manifests."""
     from pathlib import Path
 
     from reconciler import render
-    from reconciler.engine import make_plan
+    from reconciler.engine import make_plan, signed_plan_json
     from reconciler.files import write_text_atomic
     from reconciler.tenant import connect
 
@@ -141,10 +161,10 @@ def plan(paths: tuple[str, ...], out: str | None, fmt: str, targets: tuple[str, 
     with connect(base_url, api_key_env) as tenant:
         result = make_plan(paths, tenant.client, api_key=tenant.api_key, var_files=var_files,
                            allow_missing_secrets=allow_missing_secrets, prune=prune, targets=chosen,
-                           parallelism=parallelism, tenant_id=tenant.identity)
+                           parallelism=parallelism, tenant_id=tenant.identity, adopt_schedules=adopt_schedules)
     the_plan = result.plan
     if out:
-        write_text_atomic(Path(out), render.plan_json(the_plan))
+        write_text_atomic(Path(out), signed_plan_json(the_plan, tenant.api_key))
     if fmt == "json":
         click.echo(render.plan_json(the_plan), nl=False)
     elif fmt == "markdown":
@@ -172,30 +192,31 @@ def plan(paths: tuple[str, ...], out: str | None, fmt: str, targets: tuple[str, 
 @click.option("--var-file", "var_files", multiple=True, type=click.Path(), help="Variables file for ${var:name}; repeatable.")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
               help="Format of the apply report.")
+@_adopt_schedules_option
+@_lock_timeout_option
+@click.option("--max-plan-age", type=click.FloatRange(min=0), default=24 * 3600, show_default=True,
+              help="Seconds after which a saved plan is refused as too old.")
 @_tenant_options
 def apply(paths: tuple[str, ...], auto_approve: bool, prune: bool, max_deletes: int, allow_replace: bool, wait: bool,
-          wait_timeout: float, parallelism: int | None, var_files: tuple[str, ...], fmt: str, base_url: str | None,
-          api_key_env: str) -> int:
-    """Change the tenant to match the manifests (PATH…) or a saved plan (plan.json)."""
+          wait_timeout: float, parallelism: int | None, var_files: tuple[str, ...], fmt: str, adopt_schedules: bool,
+          lock_timeout: float | None, max_plan_age: float, base_url: str | None, api_key_env: str) -> int:
+    """Change the tenant to match the manifests (PATH…) or a saved plan (plan.json).
+
+    One apply at a time per state file: a second one fails at once in CI (waits --lock-timeout
+    elsewhere) and names the holder. A saved plan applies only if unedited (MAC), recent
+    (--max-plan-age), and nothing it touches has moved since.
+    """
     from pathlib import Path
 
     from reconciler import render
     from reconciler.apply import cancel_runs, wait_for_runs
-    from reconciler.engine import apply_plan, load_saved_plan, make_plan
+    from reconciler.engine import apply as run_apply
     from reconciler.tenant import connect
 
-    saved = len(paths) == 1 and paths[0].endswith(".json") and Path(paths[0]).is_file()
+    saved = paths[0] if len(paths) == 1 and paths[0].endswith(".json") and Path(paths[0]).is_file() else None
     progress = lambda message: click.echo(message, err=True)  # noqa: E731
-    with connect(base_url, api_key_env) as tenant:
-        client = tenant.client
-        if saved:
-            workers = parallelism or 8
-            the_plan, live, state = load_saved_plan(client, paths[0], parallelism=workers, tenant_id=tenant.identity)
-        else:
-            result = make_plan(paths, client, api_key=tenant.api_key, var_files=var_files, prune=prune,
-                               parallelism=parallelism, tenant_id=tenant.identity)
-            the_plan, live, state = result.plan, result.live, result.state
-            workers = parallelism or result.manifests.project.parallelism
+
+    def review(the_plan: Any) -> None:
         if fmt == "text":
             click.echo(render.plan_text(the_plan, color=sys.stdout.isatty()), nl=False)
         if the_plan.has_changes and not auto_approve and not saved:  # a saved plan was reviewed when it was made
@@ -203,8 +224,14 @@ def apply(paths: tuple[str, ...], auto_approve: bool, prune: bool, max_deletes: 
                 raise ReconcilerError("refusing to apply without --auto-approve: there is no terminal to ask",
                                       hint="Review the plan above, then re-run with --auto-approve (or apply a saved plan file).")
             click.confirm("Apply these changes?", abort=True, err=True)
-        report = apply_plan(client, the_plan, live, state, api_key=tenant.api_key, prune=prune,
-                            allow_replace=allow_replace, max_deletes=max_deletes, parallelism=workers, progress=progress)
+
+    with connect(base_url, api_key_env) as tenant:
+        client = tenant.client
+        the_plan, report = run_apply(paths, client, api_key=tenant.api_key, api_key_env=api_key_env,
+                                     tenant_id=tenant.identity, saved_plan=saved, var_files=var_files, prune=prune,
+                                     allow_replace=allow_replace, adopt_schedules=adopt_schedules, max_deletes=max_deletes,
+                                     max_plan_age=max_plan_age, parallelism=parallelism,
+                                     lock_timeout=_lock_timeout(lock_timeout), review=review, progress=progress)
         if wait:
             try:
                 wait_for_runs(client, report, wait_timeout, progress)
@@ -223,6 +250,133 @@ def apply(paths: tuple[str, ...], auto_approve: bool, prune: bool, max_deletes: 
         raise ReconcilerError("apply did not complete" + (f": {what}" if what else ""),
                               hint="See the report above; fix the failures and run apply again (it converges).")
     return ExitCode.OK
+
+
+@cli.group()
+def state() -> None:
+    """Inspect and repair the state file (what reconciler recorded that the API does not show).
+
+    Works on the records of one project (the folder of its reconciler.yaml, --project) and one
+    tenant (ATLAN_BASE_URL or --base-url; unset: the embedded sandbox). Never calls the tenant;
+    forget and resolve take the state file's lock.
+    """
+
+
+def _state_options(command: Any) -> Any:
+    command = click.option("--project", "project_dir", default=".", show_default=True, type=click.Path(),
+                           help="The manifests folder (where reconciler.yaml is).")(command)
+    return click.option("--base-url", envvar="ATLAN_BASE_URL", default=None,
+                        help="Tenant URL whose records to use (default: $ATLAN_BASE_URL; unset: the embedded sandbox).")(command)
+
+
+def _project_state(project_dir: str) -> Any:
+    from reconciler.engine import open_state
+    from reconciler.validate import validate as run_validation
+
+    result = run_validation([project_dir], allow_missing_secrets=True)
+    problems = [d for d in result.errors if result.project.file and d.file == result.project.file]
+    if problems:
+        from reconciler.errors import ManifestError
+
+        raise ManifestError(problems)
+    return result.project, open_state(result.project)
+
+
+def _record_key(value: str) -> str:
+    return str(_parse_targets((value,))[0])
+
+
+@state.command("list")
+@_state_options
+def state_list(project_dir: str, base_url: str | None) -> None:
+    """One line per recorded object, with its unverified intents."""
+    from reconciler.state import describe_intent
+    from reconciler.tenant import identity
+
+    _, the_state = _project_state(project_dir)
+    tenant = the_state.tenant(identity(base_url))
+    if not tenant.resources:
+        click.echo(f"No records for {identity(base_url)} in {the_state.path}.")
+        return
+    for key, record in sorted(tenant.resources.items()):
+        facts = [f"{name} {record[name]}" for name in ("slug", "guid", "template") if record.get(name)]
+        if "schedules" in record:
+            facts.append(_plural_words(len(record["schedules"]), "schedule"))
+        if record.get("preventDestroy"):
+            facts.append("preventDestroy")
+        click.echo(f"{key}" + (f"  ({', '.join(facts)})" if facts else ""))
+        for intent in record.get("intents") or []:
+            click.echo(f"    unverified {intent.get('id')}: {describe_intent(intent)}")
+
+
+def _plural_words(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@state.command("show")
+@click.argument("address", metavar="KIND/NAME")
+@_state_options
+def state_show(address: str, project_dir: str, base_url: str | None) -> None:
+    """The record of one object, as JSON (it holds no secret: only keyed fingerprints)."""
+    import json
+
+    from reconciler.tenant import identity
+
+    key = _record_key(address)
+    _, the_state = _project_state(project_dir)
+    record = the_state.tenant(identity(base_url)).resources.get(key)
+    if record is None:
+        raise ReconcilerError(f"no record of {key} for {identity(base_url)} in {the_state.path}",
+                              hint="`reconciler state list` shows what is recorded.")
+    click.echo(json.dumps(record, indent=2, sort_keys=True))
+
+
+@state.command("forget")
+@click.argument("address", metavar="KIND/NAME")
+@_state_options
+@_lock_timeout_option
+def state_forget(address: str, project_dir: str, base_url: str | None, lock_timeout: float | None) -> None:
+    """Drop one record: reconciler stops managing the object (it stays on the tenant)."""
+    from reconciler.lock import state_lock
+    from reconciler.tenant import identity
+
+    key = _record_key(address)
+    project, _ = _project_state(project_dir)
+    with state_lock(project.state_file, _lock_timeout(lock_timeout)):
+        _, the_state = _project_state(project_dir)  # read again under the lock
+        tenant = the_state.tenant(identity(base_url))
+        if key not in tenant.resources:
+            raise ReconcilerError(f"no record of {key} for {identity(base_url)} in {the_state.path}",
+                                  hint="`reconciler state list` shows what is recorded.")
+        del tenant.resources[key]
+        the_state.save()
+    click.echo(f"Forgot {key}: it is no longer recorded, and is left as it is on the tenant.")
+
+
+@state.command("resolve")
+@click.argument("address", metavar="KIND/NAME")
+@click.option("--attached", "trigger_id", default=None, metavar="TRIGGER_ID",
+              help="The schedule is on the tenant with this trigger id: record it.")
+@click.option("--absent", is_flag=True, help="It did not happen (no such schedule or run): forget the intent.")
+@click.option("--intent", "intent_id", default=None, metavar="ID", help="Which intent, when the object has several.")
+@_state_options
+@_lock_timeout_option
+def state_resolve(address: str, trigger_id: str | None, absent: bool, intent_id: str | None, project_dir: str,
+                  base_url: str | None, lock_timeout: float | None) -> None:
+    """Settle an unverified intent (a schedule or run whose answer was lost)."""
+    from reconciler.lock import state_lock
+    from reconciler.state import resolve_intent
+    from reconciler.tenant import identity
+
+    if (trigger_id is None) == (not absent):
+        raise UsageError("say what happened: --attached TRIGGER_ID or --absent", hint="Check the app in Atlan first.")
+    key = _record_key(address)
+    project, _ = _project_state(project_dir)
+    with state_lock(project.state_file, _lock_timeout(lock_timeout)):
+        _, the_state = _project_state(project_dir)
+        done = resolve_intent(the_state.tenant(identity(base_url)), key, intent_id=intent_id, attached=trigger_id)
+        the_state.save()
+    click.echo(done)
 
 
 @cli.group()

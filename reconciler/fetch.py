@@ -168,24 +168,29 @@ def app_resource(item: Mapping[str, Any], record: Mapping[str, Any]) -> Resource
         spec["entrypoint"] = item["entrypoint"]
     if credential_guid:
         spec["credentialRef"] = credential_guid
-    # The API hides attached schedules; the state file remembers the ones we attached. With
-    # neither, they are unknown (None), and the plan says so.
+    # The API hides attached schedules; the state file remembers the ones we attached, and the
+    # ones whose attachment is unverified (an intent: compared as attached, never added again).
+    # With neither, they are unknown (None), and the plan says so.
+    pending = [i for i in record.get("intents") or [] if i.get("action") == "schedule"]
     if isinstance(item.get("schedules"), list):
-        schedules = [{"cron": s.get("cron"), "timezone": s.get("timezone") or "UTC", "trigger_id": s.get("trigger_id"),
-                      "version": s.get("version")} for s in item["schedules"]]
+        schedules, source, pending = [{"cron": s.get("cron"), "timezone": s.get("timezone") or "UTC",
+                                       "trigger_id": s.get("trigger_id"), "version": s.get("version")}
+                                      for s in item["schedules"]], "api", []
     elif "schedules" in record:
-        schedules = list(record["schedules"])
+        schedules, source = list(record["schedules"]), "state"
     else:
-        schedules = None
+        schedules, source = None, None
     spec["schedules"] = None if schedules is None else [{"cron": s["cron"], "timezone": s.get("timezone") or "UTC"}
-                                                        for s in schedules]
+                                                        for s in [*schedules, *pending]]
     server = {
         "id": item.get("slug"),
         "slug": item.get("slug"),
         "version": item.get("version"),
         "connection": connection,
         "credential_guid": credential_guid,
-        "schedules": schedules,
+        "schedules": schedules,  # triggers: seen through the API, or recorded
+        "schedules_source": source,  # "api", "state" or None (unknown)
+        "pending_schedules": pending,  # unverified intents from the state file
         "fingerprint": fingerprint(item),
     }
     return Resource(key=ResourceKey("App", str(item.get("name"))), spec=spec, server=server)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import hashlib
+import hmac
+import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -19,9 +22,24 @@ from reconciler.errors import Diagnostic
 from reconciler.model import Resource, ResourceKey, State
 from reconciler.normalize import Context, as_declared, canonical
 
-PLAN_FORMAT_VERSION = 1
+PLAN_FORMAT_VERSION = 2
 SECRETS_PATH = "secrets"
 SENSITIVE = "(sensitive)"
+DELETE_CANDIDATES = "delete_candidates"
+MAC_FIELD = "mac"
+
+
+def plan_mac(data: Mapping[str, Any], key: bytes) -> str:
+    """HMAC-SHA256 over a plan's canonical JSON (every field but the MAC itself): a saved plan
+    applies only as it was reviewed. Keyed like the secret fingerprints."""
+    content = {k: v for k, v in data.items() if k != MAC_FIELD}
+    message = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return "hmac-sha256:" + hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def mac_matches(data: Mapping[str, Any], key: bytes) -> bool:
+    given = data.get(MAC_FIELD)
+    return isinstance(given, str) and hmac.compare_digest(given, plan_mac(data, key))
 
 
 class Action(str, enum.Enum):
@@ -92,12 +110,16 @@ class Plan:
     unmanaged: Mapping[str, int] = field(default_factory=dict)  # live objects not ours, per kind
     diagnostics: tuple[Diagnostic, ...] = ()
     state_file: str = ""  # where apply records what it did
+    project: str = ""  # the manifests folder the plan was made from (its reconciler.yaml rules apply)
+    adopt_schedules: bool = False  # attach declared schedules even where the tenant's are unknown
     format_version: int = PLAN_FORMAT_VERSION
 
     def counts(self) -> dict[str, int]:
+        """Changes per action; deletes that wait for --prune are "delete_candidates", not deletes."""
         out = {a.value: 0 for a in Action}
+        out[DELETE_CANDIDATES] = 0
         for change in self.changes:
-            out[change.action.value] += 1
+            out[DELETE_CANDIDATES if change.needs_prune else change.action.value] += 1
         return out
 
     @property
@@ -119,6 +141,8 @@ class Plan:
             "changes": [c.to_dict() for c in self.changes],
             "unmanaged": dict(self.unmanaged),
             "state_file": self.state_file,
+            "project": self.project,
+            "adopt_schedules": self.adopt_schedules,
             "diagnostics": [
                 {"code": d.code, "severity": d.severity, "message": d.message, "file": d.file, "line": d.line,
                  "column": d.column, "path": d.path, "hint": d.hint}
@@ -139,6 +163,8 @@ class Plan:
             targets=tuple(data.get("targets") or ()),
             unmanaged=dict(data.get("unmanaged") or {}),
             state_file=data.get("state_file", ""),
+            project=data.get("project", ""),
+            adopt_schedules=bool(data.get("adopt_schedules", False)),
             diagnostics=tuple(
                 Diagnostic(d.get("file", ""), int(d.get("line", 0)), int(d.get("column", 0)), d["code"], d["message"],
                            d.get("path", ""), d.get("severity", "error"), d.get("hint", ""))
@@ -155,6 +181,8 @@ class Records:
     managed: frozenset[ResourceKey] = frozenset()
     prevent_destroy: frozenset[ResourceKey] = frozenset()
     secret_fingerprints: Mapping[ResourceKey, str] = field(default_factory=dict)
+    # Writes whose outcome is unknown (a schedule attached, a run submitted), until settled.
+    intents: Mapping[ResourceKey, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
 
 
 def build_plan(
@@ -173,13 +201,21 @@ def build_plan(
     now: dt.datetime | None = None,
     diagnostics: Iterable[Diagnostic] = (),
     state_file: str = "",
+    project: str = "",
+    project_file: str = "",
+    adopt_schedules: bool = False,
 ) -> Plan:
     """Pair by identity (desired − live = create, live − desired = delete candidates, both =
     compare) and decide one action per object. ``ambiguous`` and ``excluded`` objects (whose
-    diagnostics say why) are left out entirely: neither changed nor deleted."""
+    diagnostics say why) are left out entirely: neither changed nor deleted.
+
+    Live App schedules that nobody can know (the API hides them and the state file has no record)
+    are not compared unless ``adopt_schedules`` says the tenant has none: attaching them blindly
+    could double every trigger."""
     targets = tuple(targets)
-    owned_prefixes = tuple(owned_prefixes)
     notes = list(diagnostics)
+    owned_prefixes = _meaningful_prefixes(tuple(owned_prefixes), desired, live, records, project_file, notes)
+    notes += _intent_notes(records, desired)
     for key, slugs in sorted((ambiguous or {}).items()):
         origin = desired[key].origin if key in desired else ""
         file, _, line = origin.rpartition(":")
@@ -208,11 +244,68 @@ def build_plan(
                     unmanaged[spec.kind] = unmanaged.get(spec.kind, 0) + 1
             elif want is not None and have is not None:
                 fingerprint = (desired_fingerprints or {}).get(key)
+                if not adopt_schedules:
+                    want = _without_unknowable_schedules(want, have, spec, notes)
                 changes.extend(_compare(want, have, spec, ctx, records, fingerprint, notes))
     created = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return Plan(changes=tuple(changes), tenant=tenant, created_at=created, prune=prune,
                 targets=tuple(str(t) for t in targets), unmanaged=unmanaged, diagnostics=tuple(sorted(notes)),
-                state_file=state_file)
+                state_file=state_file, project=project, adopt_schedules=adopt_schedules)
+
+
+def _meaningful_prefixes(prefixes: tuple[str, ...], desired: State, live: State, records: Records, project_file: str,
+                         notes: list[Diagnostic]) -> tuple[str, ...]:
+    """The ownership prefixes that claim this project's objects, not the tenant's: a prefix that
+    matches more than half of the live objects this project neither declares nor recorded is
+    refused (an error, and it claims nothing)."""
+    others = [k for k in live if k not in desired and k not in records.managed and kinds.KINDS[k.kind].deletable]
+    kept = []
+    for prefix in prefixes:
+        matched = sum(k.name.startswith(prefix) for k in others)
+        if matched > 1 and 2 * matched > len(others):
+            notes.append(Diagnostic(project_file, 0, 0, "RC106",
+                                    f"ownership prefix {prefix!r} matches {matched} of the {len(others)} live objects that "
+                                    "this project does not declare; it would make most of the tenant deletable, so it "
+                                    "claims nothing", "spec.ownership.namePrefixes",
+                                    hint="Use a prefix only this project's objects start with, or declare those objects."))
+        else:
+            kept.append(prefix)
+    return tuple(kept)
+
+
+def _intent_notes(records: Records, desired: State) -> list[Diagnostic]:
+    notes = []
+    for key, intents in sorted(records.intents.items()):
+        origin = desired[key].origin if key in desired else ""
+        file, _, line = origin.rpartition(":")
+        for intent in intents:
+            if intent.get("action") == "schedule":
+                what = (f"a schedule {intent.get('cron')!r} ({intent.get('timezone')}) may have been attached at "
+                        f"{intent.get('at')}, but the answer was lost; it is not attached again until you settle it")
+                hint = (f"If the tenant shows it, run `reconciler state resolve {key} --intent {intent.get('id')} "
+                        f"--attached TRIGGER_ID`; if not, `... --absent`.")
+            else:
+                what = f"a run may have been submitted at {intent.get('at')}, but the answer was lost"
+                hint = f"Check the app's runs in Atlan, then `reconciler state resolve {key} --intent {intent.get('id')} --absent`."
+            notes.append(Diagnostic(file, int(line or 0), 1 if line else 0, "RC107", f"{key}: {what}", severity="warning",
+                                    hint=hint))
+    return notes
+
+
+def _without_unknowable_schedules(want: Resource, have: Resource, spec: kinds.KindSpec,
+                                  notes: list[Diagnostic]) -> Resource:
+    name = spec.schedule_list
+    if not name or want.spec.get(name) is None or have.spec.get(name) is not None:
+        return want
+    file, _, line = want.origin.rpartition(":")
+    notes.append(Diagnostic(file, int(line or 0), 1 if line else 0, "RC108",
+                            f"{want.key}: its schedules cannot be verified: the API does not return attached schedules "
+                            "and the state file has no record of this app, so apply will not attach them (that could "
+                            "double every trigger)", "spec.schedules", severity="warning",
+                            hint="If the app has no schedules on the tenant (or none that matter), apply once with "
+                                 "--adopt-schedules; the triggers are recorded from then on."))
+    return Resource(key=want.key, spec={k: v for k, v in want.spec.items() if k != name}, origin=want.origin,
+                    metadata=want.metadata, server=want.server)
 
 
 def settings_of(want: Resource) -> dict[str, Any]:

@@ -149,14 +149,19 @@ UNKNOWN_SCHEDULES = "(unknown: the API does not return attached schedules and th
 
 
 def counts_line(counts: Mapping[str, int]) -> str:
-    """"2 to create, 1 to update, 0 to delete", plus replacements and runs when there are any."""
+    """"2 to create, 1 to update, 0 to delete", plus replacements, runs and the delete candidates
+    that wait for --prune when there are any."""
     parts = [f"{counts.get('create', 0)} to create", f"{counts.get('update', 0)} to update"]
     if counts.get("replace"):
         parts.append(f"{counts['replace']} to replace")
     parts.append(f"{counts.get('delete', 0)} to delete")
     if counts.get("run"):
         parts.append(f"{_plural(counts['run'], 'run')} to submit")
-    return ", ".join(parts)
+    line = ", ".join(parts)
+    candidates = counts.get("delete_candidates", 0)
+    if candidates:
+        line += f" ({_plural(candidates, 'delete candidate')} need{'s' if candidates == 1 else ''} --prune)"
+    return line
 
 
 def _value(value: Any) -> str:
@@ -269,11 +274,16 @@ def plan_text(plan: Any, *, color: bool = False, verbose: bool = False) -> str:
     return "\n".join(lines).strip("\n") + "\n"
 
 
+UNVERIFIABLE = ("RC107", "RC108")  # warnings about schedules or runs nobody can see
+
+
 def _closing(plan: Any) -> str:
     if plan.has_changes:
         return f"Plan: {counts_line(plan.counts())}."
     if plan.errors:
         return "No changes for the objects that could be planned; fix the errors above for the rest."
+    if any(d.code in UNVERIFIABLE for d in plan.diagnostics):
+        return "No changes that can be planned; what the warnings above name cannot be verified."
     return "No changes. The tenant matches the manifests."
 
 
@@ -327,7 +337,8 @@ def plan_json(plan: Any) -> str:
 
 DONE = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted", "run": "run submitted",
         "no-op": "unchanged"}
-MARK = {"applied": "✓", "failed": "✗", "skipped": "–"}
+MARK = {"applied": "✓", "failed": "✗", "skipped": "–", "unverified": "?", "not-applied": "–"}
+STATUS_WORD = {"failed": "failed", "skipped": "skipped", "unverified": "unverified", "not-applied": "not applied"}
 
 
 def _report_counts(report: Any) -> str:
@@ -340,6 +351,12 @@ def _report_counts(report: Any) -> str:
     failed = sum(o.status.value == "failed" for o in report.outcomes)
     skipped = sum(o.status.value == "skipped" for o in report.outcomes)
     parts += [f"{failed} failed", f"{skipped} skipped"]
+    unverified = sum(o.status.value == "unverified" for o in report.outcomes)
+    if unverified:
+        parts.append(f"{unverified} unverified")
+    waiting = sum(o.status.value == "not-applied" for o in report.outcomes)
+    if waiting:
+        parts.append(f"{_plural(waiting, 'delete')} not applied (needs --prune)")
     return ", ".join(parts)
 
 
@@ -353,7 +370,7 @@ def _retries(report: Any) -> str:
 
 def outcome_line(o: Any) -> str:
     """One change of an apply report: ``✓ created App/x``, ``✗ failed …: message``."""
-    verb = DONE[o.change.action.value] if o.status.value == "applied" else o.status.value
+    verb = DONE[o.change.action.value] if o.status.value == "applied" else STATUS_WORD[o.status.value]
     line = f"{MARK[o.status.value]} {verb} {o.change.key}"
     if o.run_id:
         line += f" (run {o.run_id}: {o.run_status})"
@@ -380,7 +397,7 @@ def report_markdown(report: Any) -> str:
     for o in report.outcomes:
         if o.change.action.value == "no-op" and not o.message and o.status.value == "applied":
             continue
-        verb = DONE[o.change.action.value] if o.status.value == "applied" else o.status.value
+        verb = DONE[o.change.action.value] if o.status.value == "applied" else STATUS_WORD[o.status.value]
         detail = (f"run `{o.run_id}`: {o.run_status}. " if o.run_id else "") + o.message.replace("|", "/")
         lines.append(f"| {MARK[o.status.value]} | `{o.change.key}` | {verb} | {detail} |")
     return "\n".join(lines) + "\n"

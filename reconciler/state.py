@@ -1,9 +1,15 @@
 """The state file: what the reconciler knows that the tenant API does not tell it.
 
-Per tenant base URL: the slug of each managed app and the trigger ids of its schedules (the API
-does not return attached schedules), credential guids and keyed fingerprints of their secrets
-(secrets are write-only), and the recorded ``preventDestroy`` flags. It holds no secret and is
-safe to commit. Writes are atomic (temp file + fsync + rename).
+Per project and per tenant: the slug of each managed app and the trigger ids of its schedules
+(the API does not return attached schedules), credential guids and keyed fingerprints of their
+secrets (secrets are write-only), the recorded ``preventDestroy`` flags, and **intents**: writes
+whose effect cannot be read back (a schedule attached, a run submitted), recorded before the
+request and settled after it, so that a killed or cut-off apply leaves a visible intent, never a
+hidden trigger.
+
+Several projects may share one file; each reads and writes only its own records (keyed by the
+project folder's path relative to the state file). It holds no secret and is meant to be
+committed. Writes are atomic (temp file + fsync + rename) and happen after every change.
 """
 
 from __future__ import annotations
@@ -16,12 +22,14 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from reconciler.errors import ReconcilerError
 from reconciler.files import write_text_atomic
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
+DEFAULT_STATE_FILE = "reconciler.state.json"  # beside reconciler.yaml: committed with the manifests
+KINDS_WITH_RECORDS = ("App", "Credential", "Workflow")
 
 
 def secret_fingerprint(key: bytes, values: dict[str, str]) -> str:
@@ -39,57 +47,89 @@ def fingerprint_key(api_key: str) -> bytes:
     return hashlib.sha256(b"reconciler-fingerprint:" + api_key.encode()).digest()
 
 
+def project_key(root: Path, state_path: Path) -> str:
+    """A project's key in a state file: its folder relative to the state file's folder. Two
+    projects sharing a file are told apart by where they are, even if they carry one name."""
+    return Path(os.path.relpath(os.path.abspath(root), os.path.abspath(state_path.parent))).as_posix()
+
+
+def tenant_key(identity: str) -> str:
+    return identity.rstrip("/") + "/" if identity.startswith("http") else identity
+
+
 @dataclass
 class TenantState:
-    """The records of one tenant: ``resources["App/name"] = {...}``."""
+    """The records of one tenant within one project: ``resources["App/name"] = {...}``."""
 
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def get(self, key: Any) -> dict[str, Any]:
         return self.resources.get(str(key), {})
 
+    def intents(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every unsettled intent, with the key of its object."""
+        return [(key, intent) for key, record in sorted(self.resources.items())
+                for intent in record.get("intents") or []]
+
 
 @dataclass
 class StateFile:
     path: Path
-    tenants: dict[str, TenantState] = field(default_factory=dict)
+    project: str = "."
+    project_name: str = ""
+    tenants: dict[str, TenantState] = field(default_factory=dict)  # this project's
+    others: dict[str, Any] = field(default_factory=dict)  # other projects' entries, kept as they were
+    migrated: bool = False  # read from a format-1 file (records had no project)
     _cond: threading.Condition = field(default_factory=threading.Condition, repr=False, compare=False)
     _generation: int = field(default=0, repr=False, compare=False)
     _written: int = field(default=0, repr=False, compare=False)
     _writing: bool = field(default=False, repr=False, compare=False)
 
     @classmethod
-    def load(cls, path: Path) -> "StateFile":
+    def load(cls, path: Path, project: str = ".", project_name: str = "") -> "StateFile":
+        state = cls(path, project=project, project_name=project_name)
         if not path.exists():
-            return cls(path)
+            return state
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ReconcilerError(f"state file {path} cannot be read: {exc}",
                                   hint="Restore it from Git, or move it aside: objects are re-discovered by name.") from exc
-        if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+        fmt = data.get("format") if isinstance(data, dict) else None
+        if fmt == 1:
+            state.tenants = _tenants(path, data.get("tenants"))
+            state.migrated = True
+            return state
+        if fmt != STATE_FORMAT or not isinstance(data.get("projects", {}), dict):
             raise ReconcilerError(f"state file {path} is not a format-{STATE_FORMAT} reconciler state file",
                                   hint="Point stateFile in reconciler.yaml at the right file, or move this one aside.")
-        tenants = {url: TenantState(resources=dict(t.get("resources") or {})) for url, t in (data.get("tenants") or {}).items()}
-        return cls(path, tenants)
+        projects = dict(data.get("projects") or {})
+        mine = projects.pop(project, None) or {}
+        if not isinstance(mine, dict):
+            raise _malformed(path, f"the entry of project {project!r} is not a mapping")
+        state.tenants = _tenants(path, mine.get("tenants"))
+        state.others = projects
+        return state
 
     def tenant(self, identity: str) -> TenantState:
         """The records of one tenant, by its base URL (or the embedded sandbox's identity)."""
-        key = identity.rstrip("/") + "/" if identity.startswith("http") else identity
-        return self.tenants.setdefault(key, TenantState())
+        return self.tenants.setdefault(tenant_key(identity), TenantState())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": STATE_FORMAT,
-                "tenants": {url: {"resources": copy.deepcopy(t.resources)} for url, t in sorted(self.tenants.items())}}
+        projects = dict(self.others)
+        mine = {url: {"resources": copy.deepcopy(t.resources)} for url, t in sorted(self.tenants.items()) if t.resources}
+        if mine:
+            projects[self.project] = {"name": self.project_name, "tenants": mine}
+        return {"format": STATE_FORMAT, "projects": dict(sorted(projects.items()))}
 
-    def put(self, tenant: str, key: str, record: dict[str, Any] | None) -> None:
+    def put(self, tenant: str, key: str, record: Mapping[str, Any] | None) -> None:
         """Record one object (None forgets it) and return once a file holding it is on disk."""
         with self._cond:
             resources = self.tenant(tenant).resources
             if record is None:
                 resources.pop(key, None)
             else:
-                resources[key] = copy.deepcopy(record)
+                resources[key] = copy.deepcopy(dict(record))
         self.save()
 
     def save(self) -> None:
@@ -117,3 +157,67 @@ class StateFile:
                     self._writing = False
                     self._cond.notify_all()
                 self._written = generation
+
+
+def _malformed(path: Path, what: str) -> ReconcilerError:
+    return ReconcilerError(f"state file {path} is malformed: {what}",
+                           hint="Restore it from Git, or move it aside: objects are re-discovered by name.")
+
+
+def _tenants(path: Path, raw: Any) -> dict[str, TenantState]:
+    """Checked records: a hand-edited or truncated file is refused with where it is wrong."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise _malformed(path, "'tenants' is not a mapping")
+    out: dict[str, TenantState] = {}
+    for url, tenant in raw.items():
+        resources = tenant.get("resources") if isinstance(tenant, dict) else None
+        if not isinstance(resources, dict):
+            raise _malformed(path, f"the resources of tenant {url!r} are not a mapping")
+        for key, record in resources.items():
+            kind, _, name = str(key).partition("/")
+            if kind not in KINDS_WITH_RECORDS or not name:
+                raise _malformed(path, f"record key {key!r} is not KIND/NAME")
+            if not isinstance(record, dict):
+                raise _malformed(path, f"the record of {key} is not a mapping")
+        out[tenant_key(str(url))] = TenantState(resources={k: dict(v) for k, v in resources.items()})
+    return out
+
+
+def resolve_intent(tenant: TenantState, key: str, *, intent_id: str | None, attached: str | None) -> str:
+    """Settle an intent of one object: ``attached`` (a trigger id seen on the tenant) records the
+    schedule as attached; None records that it is absent. Returns what was done, for the user."""
+    record = tenant.resources.get(key)
+    intents = list((record or {}).get("intents") or [])
+    if not intents:
+        raise ReconcilerError(f"{key} has no unverified intent to resolve", hint="`reconciler state show` lists its record.")
+    if intent_id is None and len(intents) > 1:
+        listed = ", ".join(f"{i.get('id')} ({describe_intent(i)})" for i in intents)
+        raise ReconcilerError(f"{key} has {len(intents)} unverified intents: {listed}", hint="Name one with --intent ID.")
+    chosen = intents[0] if intent_id is None else next((i for i in intents if i.get("id") == intent_id), None)
+    if chosen is None:
+        raise ReconcilerError(f"{key} has no intent {intent_id!r}", hint="`reconciler state show` lists its intents.")
+    assert record is not None
+    record = dict(record)
+    left = [i for i in intents if i is not chosen]
+    if left:
+        record["intents"] = left
+    else:
+        record.pop("intents", None)
+    if attached is not None:
+        if chosen.get("action") != "schedule":
+            raise ReconcilerError(f"intent {chosen.get('id')} of {key} is a {chosen.get('action')}, not a schedule",
+                                  hint="Use --absent once you have checked the tenant.")
+        record["schedules"] = [*(record.get("schedules") or []), {
+            "trigger_id": attached, "cron": chosen.get("cron"), "timezone": chosen.get("timezone"),
+            "version": chosen.get("version")}]
+    tenant.resources[key] = record
+    done = f"recorded as attached (trigger {attached})" if attached is not None else "recorded as absent"
+    return f"{key}: {describe_intent(chosen)} {done}"
+
+
+def describe_intent(intent: Mapping[str, Any]) -> str:
+    if intent.get("action") == "schedule":
+        return f"schedule {intent.get('cron')!r} ({intent.get('timezone')}) of {intent.get('at')}"
+    return f"{intent.get('action')} of {intent.get('at')}"

@@ -30,6 +30,20 @@ class Tenant:
     embedded: bool = False
 
 
+def identity(base_url: str | None = None, state_dir: Path = Path(".reconciler")) -> str:
+    """What the state file calls the tenant a command would talk to, without calling it."""
+    base_url = base_url or os.environ.get("ATLAN_BASE_URL")
+    return base_url.rstrip("/") + "/" if base_url else f"embedded-sandbox:{state_dir / 'sandbox.json'}"
+
+
+def _private_folder(folder: Path) -> None:
+    """The embedded sandbox's folder holds vaulted secrets: it ignores itself in Git, wherever it is."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# The embedded sandbox tenant's data (it vaults secrets): never committed.\n*\n", encoding="utf-8")
+
+
 @contextlib.contextmanager
 def connect(base_url: str | None = None, api_key_env: str = "ATLAN_API_KEY",
             state_dir: Path = Path(".reconciler")) -> Iterator[Tenant]:
@@ -41,12 +55,13 @@ def connect(base_url: str | None = None, api_key_env: str = "ATLAN_API_KEY",
             raise UsageError(f"{api_key_env} is not set, so the tenant at {base_url} cannot be called",
                              hint=f"Export {api_key_env} with an API token of the tenant.")
         with ApiClient(base_url, api_key) as client:
-            yield Tenant(client, api_key, identity=base_url.rstrip("/") + "/")
+            yield Tenant(client, api_key, identity=identity(base_url))
         return
 
     from reconciler.sandbox import Sandbox, SandboxConfig  # only needed without a real tenant
 
     state_file = state_dir / "sandbox.json"
+    _private_folder(state_dir)
     sandbox = Sandbox(SandboxConfig(token=EMBEDDED_TOKEN, state_file=str(state_file))).start()
     global _announced
     if not _announced:
@@ -55,6 +70,6 @@ def connect(base_url: str | None = None, api_key_env: str = "ATLAN_API_KEY",
               f"(state in {state_file}).", file=sys.stderr)
     try:
         with ApiClient(sandbox.base_url, EMBEDDED_TOKEN) as client:
-            yield Tenant(client, EMBEDDED_TOKEN, identity=f"embedded-sandbox:{state_file}", embedded=True)
+            yield Tenant(client, EMBEDDED_TOKEN, identity=identity(None, state_dir), embedded=True)
     finally:
         sandbox.stop()

@@ -19,7 +19,7 @@ from reconciler.client import ApiClient
 from reconciler.engine import make_plan
 from reconciler.model import ResourceKey
 from reconciler.sandbox import Sandbox
-from reconciler.state import StateFile, fingerprint_key, secret_fingerprint
+from reconciler.state import DEFAULT_STATE_FILE, StateFile, fingerprint_key, secret_fingerprint
 from tests.conftest import TOKEN
 
 CASES = sorted(p for p in (Path(__file__).parent / "cases").iterdir() if p.is_dir())
@@ -94,11 +94,12 @@ def test_golden_plan(case: Path, sandbox_factory: Callable[..., Sandbox], tmp_pa
     with ApiClient(sandbox.base_url, TOKEN) as client:
         seed(client, spec.get("live") or [], sandbox)
         # The state file lives where reconciler.yaml (if any) says; by default beside the manifests.
-        write_state(manifests / ".reconciler" / "state.json", sandbox.base_url, spec.get("state") or {})
+        write_state(manifests / DEFAULT_STATE_FILE, sandbox.base_url, spec.get("state") or {})
         options = spec.get("options") or {}
         targets = [ResourceKey(*t.split("/", 1)) for t in options.get("targets", [])]
         plan = make_plan([str(manifests)], client, api_key=TOKEN, env=spec.get("env") or {}, now=NOW,
-                         prune=options.get("prune", False), targets=targets).plan
+                         prune=options.get("prune", False), targets=targets,
+                         adopt_schedules=options.get("adopt_schedules", False)).plan
     outputs = {
         "expected.txt": render.plan_text(plan),
         "expected.md": "\n<!-- next part -->\n".join(render.plan_markdown(plan)),
@@ -111,4 +112,4 @@ def test_golden_plan(case: Path, sandbox_factory: Callable[..., Sandbox], tmp_pa
             path.write_text(produced)
             continue
         assert produced == path.read_text(), f"{case.name}/{name} differs; regenerate with RECONCILER_REGENERATE_GOLDEN=1"
-    assert json.loads(outputs["expected.json"])["format_version"] == 1
+    assert json.loads(outputs["expected.json"])["format_version"] == 2

@@ -37,7 +37,8 @@ def test_quick_start_is_exactly_two_commands_and_ci_runs_the_second() -> None:
 def test_quick_start_command_one_runs_as_written(tmp_path: Path) -> None:
     project = tmp_path / "project"
     shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info", "build",
-                                                                  ".pytest_cache", ".reconciler", ".hypothesis"))
+                                                                  ".pytest_cache", ".reconciler", ".hypothesis",
+                                                                  "reconciler.state.json", ".reconciler-locks"))
     command = quickstart_commands()[0]
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "ATLAN_BASE_URL", "ATLAN_API_KEY")}
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if ".venv" not in p)

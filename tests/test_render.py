@@ -37,7 +37,7 @@ def test_text_gutter_and_colour() -> None:
     assert "~ App/changed (update: differs)\n    ~ inputs.a: 1 → 2\n    + inputs.b: \"x\"\n    - inputs.c: true\n" in text
     assert "- App/gone (delete, needs --prune)\n    no longer declared\n" in text
     assert "-/+ App/moved (replace: appId cannot change)" in text
-    assert text.endswith("Plan: 1 to create, 1 to update, 1 to replace, 1 to delete.\n")
+    assert text.endswith("Plan: 1 to create, 1 to update, 1 to replace, 0 to delete (1 delete candidate needs --prune).\n")
     coloured = render.plan_text(plan, color=True)
     assert "\x1b[32m+ App/new" in coloured and "\x1b[31m- App/gone" in coloured
     assert "\x1b[" not in text

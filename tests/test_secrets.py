@@ -51,7 +51,8 @@ def test_no_secret_value_appears_anywhere(sandbox: Sandbox, introspect: Introspe
     output += [done.stdout, done.stderr]
     assert "--> POST" in "".join(output)  # the --debug request log was really on
 
-    files = [tmp_path / "plan.json", tmp_path / ".reconciler" / "state.json", summary]
+    files = [tmp_path / "plan.json", tmp_path / "specs" / "reconciler.state.json", summary]
+    assert all(f.is_file() for f in files)
     files += [p for p in tmp_path.rglob("*") if p.is_file() and "specs" not in p.parts]
     haystack = "\n".join(output) + "\n".join(p.read_text(errors="replace") for p in files if p.is_file()
                                                and p.name != "sandbox.json")
