@@ -1,16 +1,19 @@
 """Files → YAML documents with line marks; ``${env:NAME}`` / ``${var:name}`` substitution.
 
-Takes paths (files or folders, searched recursively for ``*.yaml`` / ``*.yml``); returns every
-document with its data and a map from JSON path to (line, column), plus diagnostics for
-unreadable files, non-UTF-8 or binary content, YAML syntax errors and duplicate mapping keys
-(which PyYAML would silently resolve to the last one). Touches only the file system; never the
-network. Substitution never reads the value of a secret: secret fields keep their reference.
+Takes paths (files or folders, searched recursively for ``*.yaml`` / ``*.yml``, following folder
+links); returns every document with its data and a map from JSON path to (line, column), plus
+diagnostics for unreadable files or folders, links that point nowhere (a file the search cannot
+see must stop a prune, never be skipped), non-UTF-8 or binary content, YAML syntax errors and
+duplicate mapping keys (which PyYAML would silently resolve to the last one). Touches only the
+file system; never the network. Substitution never reads the value of a secret: secret fields
+keep their reference.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -68,20 +71,36 @@ def display_path(path: Path) -> str:
 
 
 def discover(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[Diagnostic]]:
-    """The manifest files under ``paths``, sorted, each once."""
+    """The manifest files under ``paths``, sorted, each once.
+
+    Folders reached through symbolic links are followed. Anything that cannot be seen (an
+    unreadable folder or file, a link that points nowhere or in a circle) is an RC001 error, never
+    a silent skip: a file left out would make the objects it declares look undeclared, and
+    ``apply --prune`` would delete them."""
     files: list[Path] = []
     diagnostics: list[Diagnostic] = []
+    walk = _Walk(files, diagnostics)
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            for root, dirs, names in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
-                files.extend(Path(root, n) for n in sorted(names) if n.endswith((".yaml", ".yml")))
-        elif path.is_file():
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:
+            if path.is_symlink():
+                diagnostics.append(_broken_link(path, exc))
+            elif isinstance(exc, FileNotFoundError):
+                diagnostics.append(Diagnostic(str(raw), 0, 0, "RC001", f"no such file or folder: {raw}",
+                                              hint="Check the path; give the folder that holds your manifests."))
+            else:
+                diagnostics.append(_unreadable(path, exc))
+            continue
+        if stat.S_ISDIR(mode):
+            walk.tree(path)
+        elif stat.S_ISREG(mode):
             files.append(path)
         else:
-            diagnostics.append(Diagnostic(str(raw), 0, 0, "RC001", f"no such file or folder: {raw}",
-                                          hint="Check the path; give the folder that holds your manifests."))
+            diagnostics.append(Diagnostic(str(raw), 0, 0, "RC001", f"not a file or folder: {raw}",
+                                          hint="Give the folder that holds your manifests, or manifest files."))
+    walk.linked_folders()
     # Each file once, even when reached twice (or through a link), shown by the path it was found at:
     # a symlinked manifests folder keeps its own place, and its state file beside it.
     unique: dict[Path, Path] = {}
@@ -90,12 +109,97 @@ def discover(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[
     return sorted(unique.values(), key=display_path), diagnostics
 
 
+def _is_manifest_name(name: str) -> bool:
+    return name.endswith((".yaml", ".yml"))
+
+
+def _unreadable(path: Path, exc: OSError, what: str = "") -> Diagnostic:
+    name = display_path(path)
+    return Diagnostic(name, 0, 0, "RC001", f"cannot read {what + ' ' if what else ''}{name}: {exc.strerror or exc}",
+                      hint="Make it readable by the user that runs the reconciler, or remove it: the objects declared "
+                           "in it would otherwise look undeclared, and --prune would delete them.")
+
+
+def _broken_link(path: Path, exc: OSError) -> Diagnostic:
+    try:
+        target = os.readlink(path)
+    except OSError:  # pragma: no cover - it was a link a moment ago
+        target = "?"
+    return Diagnostic(display_path(path), 0, 0, "RC001",
+                      f"the link {display_path(path)} -> {target} cannot be followed: {exc.strerror or exc}",
+                      hint="Fix the link or remove it: it may stand for manifests, and the objects declared there "
+                           "would otherwise look undeclared, and --prune would delete them.")
+
+
+class _Walk:
+    """One search for manifest files. Real folders are walked first and linked folders after, so
+    that a file reachable both ways is shown by its real place; every folder is walked once, by
+    its resolved path, so that a link back to an ancestor (a loop) or to a folder already walked
+    ends there."""
+
+    def __init__(self, files: list[Path], diagnostics: list[Diagnostic]) -> None:
+        self.files = files
+        self.diagnostics = diagnostics
+        self.walked: set[str] = set()  # real paths of the folders walked
+        self.links: list[Path] = []  # linked folders met, to walk once the real ones are done
+
+    def tree(self, top: Path) -> None:
+        """``top`` and its real subfolders; linked subfolders are kept for ``linked_folders``."""
+        pending = [top]
+        while pending:
+            folder = pending.pop()
+            real = os.path.realpath(folder)
+            if real in self.walked:
+                continue
+            self.walked.add(real)
+            subfolders = self.folder(folder)
+            pending.extend(reversed(subfolders))  # depth first, in name order
+
+    def linked_folders(self) -> None:
+        while self.links:
+            self.tree(self.links.pop(0))
+
+    def folder(self, folder: Path) -> list[Path]:
+        """Record the manifest files of one folder; return its real subfolders to walk."""
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            self.diagnostics.append(_unreadable(folder, exc, "the folder"))
+            return []
+        subfolders: list[Path] = []
+        for entry in entries:
+            path = Path(folder, entry.name)
+            skipped_folder = entry.name in SKIP_DIRS or entry.name.startswith(".")
+            try:
+                is_dir = entry.is_dir()  # follows links
+                is_file = not is_dir and entry.is_file()
+                is_link = entry.is_symlink()
+                if is_link and not is_dir and not is_file:
+                    os.stat(path)  # a link to neither: raises when it points nowhere
+            except OSError as exc:
+                if entry.is_symlink():
+                    if _is_manifest_name(entry.name) or not skipped_folder:
+                        self.diagnostics.append(_broken_link(path, exc))
+                elif _is_manifest_name(entry.name) or not skipped_folder:
+                    self.diagnostics.append(_unreadable(path, exc))
+                continue
+            if is_dir:
+                if not skipped_folder:
+                    (self.links if is_link else subfolders).append(path)
+            elif is_file and _is_manifest_name(entry.name):
+                self.files.append(path)
+        return subfolders
+
+
 def read_text(path: Path) -> tuple[str | None, Diagnostic | None]:
     name = display_path(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        return None, Diagnostic(name, 0, 0, "RC001", f"cannot read the file: {exc.strerror}")
+        return None, Diagnostic(name, 0, 0, "RC001", f"cannot read the file {name}: {exc.strerror or exc}",
+                                hint="Make it readable by the user that runs the reconciler, or remove it: the objects "
+                                     "declared in it would otherwise look undeclared, and --prune would delete them.")
     if b"\x00" in raw:
         return None, Diagnostic(name, 1, 1, "RC004", "binary file: it contains NUL bytes, so it is not a YAML manifest",
                                 hint="Remove it from the manifests folder or rename it to something other than .yaml.")

@@ -3,9 +3,10 @@
 Takes manifest paths and the environment; returns every resource that validated and **every**
 problem in every file (schema violations with their precise path, unknown kinds, invalid
 names, duplicate identities, dangling credential references, invalid cron or timezone, missing
-environment variables or variables, literal secrets, workflows that manage nothing), each with a
-stable code and a source position. Secret values are never read here: secret fields keep their
-``${env:NAME}`` reference, and only the presence of NAME is checked.
+environment variables or variables, literal secrets, workflows that manage nothing, ownership
+prefixes too short to mean "ours"), each with a stable code and a source position. Secret values
+are never read here: secret fields keep their ``${env:NAME}`` reference, and only the presence of
+NAME is checked.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from reconciler import cron, kinds, manifests
 from reconciler.errors import Diagnostic
 from reconciler.manifests import Document, JsonPath, Substitution, json_path
 from reconciler.model import Resource, ResourceKey
+from reconciler.state import DEFAULT_STATE_FILE
 
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 SECRET_LOOKING = re.compile(r"password|secret|private_?key|passphrase|token", re.I)
+MIN_PREFIX = 3  # an ownership prefix shorter than this claims objects made elsewhere (the UI's, another team's)
 
 
 @dataclass
@@ -38,7 +41,7 @@ class Project:
     name: str = ""
     owned_prefixes: tuple[str, ...] = ()
     parallelism: int = 8
-    state_file: Path = Path(".reconciler/state.json")
+    state_file: Path = Path(DEFAULT_STATE_FILE)
     var_files: tuple[Path, ...] = ()
 
 
@@ -89,8 +92,10 @@ def validate(
     project, documents = _project(paths, documents, report)
     all_var_files = [*project.var_files, *(Path(v) for v in var_files)]
     # Variables files may live among the manifests; they are not manifests.
-    var_names = {manifests.display_path(v.resolve()) for v in all_var_files}
-    documents = [d for d in documents if d.file not in var_names]
+    # Compared by real path: either may have been reached through a link (realpath, unlike
+    # resolve(), does not raise on a link loop).
+    var_targets = {os.path.realpath(v) for v in all_var_files}
+    documents = [d for d in documents if os.path.realpath(d.file) not in var_targets]
     variables: dict[str, Any] = {}
     for var_file in all_var_files:
         found, problems = manifests.load_variables(var_file)
@@ -114,11 +119,11 @@ def validate(
 
 
 def _project(paths: list[Any], documents: list[Document], report: _Reporter) -> tuple[Project, list[Document]]:
-    roots = [Path(p) for p in paths if Path(p).is_dir()]
+    roots = [Path(p) for p in paths if os.path.isdir(p)]  # False, not an error, for a path that cannot be read
     root_files = {manifests.display_path(r / kinds.PROJECT_FILE) for r in roots}
     root_files |= {manifests.display_path(Path(p)) for p in paths if Path(p).name == kinds.PROJECT_FILE}
     project = Project(root=roots[0] if roots else Path("."))
-    project.state_file = project.root / ".reconciler" / "state.json"
+    project.state_file = project.root / DEFAULT_STATE_FILE
     rest: list[Document] = []
     for doc in documents:
         is_project = isinstance(doc.data, dict) and doc.data.get("kind") == kinds.PROJECT_KIND
@@ -139,7 +144,8 @@ def _project(paths: list[Any], documents: list[Document], report: _Reporter) -> 
             report.at(doc, ("kind",), "RC070", f"{kinds.PROJECT_FILE} must hold kind Project, not {found!r}",
                       "Put manifests in other files; reconciler.yaml holds only the project settings.")
             continue
-        if not _schema_ok(doc, doc.data, kinds.PROJECT_KIND, report):
+        short_prefixes = _check_prefixes(doc, report)
+        if not _schema_ok(doc, doc.data, kinds.PROJECT_KIND, report, covered=short_prefixes):
             continue
         spec = doc.data.get("spec") or {}
         base = Path(os.path.abspath(doc.file)).parent
@@ -148,9 +154,27 @@ def _project(paths: list[Any], documents: list[Document], report: _Reporter) -> 
         project.name = doc.data["metadata"]["name"]
         project.owned_prefixes = tuple((spec.get("ownership") or {}).get("namePrefixes") or ())
         project.parallelism = int(spec.get("parallelism", 8))
-        project.state_file = base / spec.get("stateFile", ".reconciler/state.json")
+        project.state_file = base / spec.get("stateFile", DEFAULT_STATE_FILE)
         project.var_files = tuple(base / v for v in spec.get("varFiles") or ())
     return project, rest
+
+
+def _check_prefixes(doc: Document, report: _Reporter) -> set[JsonPath]:
+    """RC071 for every ownership prefix too short to mean "ours"; returns where it was reported.
+    Live objects whose names start with a prefix are delete candidates, so a one-letter prefix
+    would make objects created in the UI deletable."""
+    spec = doc.data.get("spec") if isinstance(doc.data, dict) else None
+    ownership = spec.get("ownership") if isinstance(spec, dict) else None
+    prefixes = ownership.get("namePrefixes") if isinstance(ownership, dict) else None
+    reported: set[JsonPath] = set()
+    for i, prefix in enumerate(prefixes if isinstance(prefixes, list) else ()):
+        if isinstance(prefix, str) and len(prefix) < MIN_PREFIX:
+            path = ("spec", "ownership", "namePrefixes", i)
+            report.at(doc, path, "RC071", f"ownership prefix {prefix!r} is too short: a prefix must have at least "
+                      f"{MIN_PREFIX} characters, or it would claim objects created outside this project",
+                      "Use a prefix only this project's objects start with, such as 'dp-'.")
+            reported.add(path)
+    return reported
 
 
 # -- one document ---------------------------------------------------------------------------------
@@ -198,8 +222,12 @@ def _is_secret(spec: kinds.KindSpec, path: JsonPath) -> bool:
     return len(path) == 3 and path[1] in spec.secret_maps
 
 
-def _schema_ok(doc: Document, data: Any, kind: str, report: _Reporter, reported: tuple[str, ...] = ()) -> bool:
-    errors = list(kinds.validator(kind).iter_errors(data))
+def _schema_ok(doc: Document, data: Any, kind: str, report: _Reporter, reported: tuple[str, ...] = (),
+               covered: set[JsonPath] | frozenset[JsonPath] = frozenset()) -> bool:
+    """Report the schema errors, except under the top-level fields in ``reported`` (already said)
+    and at the exact paths in ``covered`` (said more precisely by another check). True when the
+    data has no schema error, or only covered ones."""
+    errors = [e for e in kinds.validator(kind).iter_errors(data) if tuple(e.absolute_path) not in covered]
     for error in errors:
         top = error.absolute_path[0] if error.absolute_path else None
         if top in reported or (error.validator == "required" and not error.absolute_path

@@ -137,6 +137,28 @@ def test_project_file_rules(tmp_path: Path) -> None:
     assert [d.code for d in validate([tmp_path / "reconciler.yaml"]).errors] == ["RC021"]
 
 
+def test_ownership_prefixes_must_have_at_least_three_characters(tmp_path: Path) -> None:
+    (tmp_path / "reconciler.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: Project\nmetadata: {name: p}\nspec:\n"
+        "  ownership: {namePrefixes: [d, '', ab, abc, dp-]}\n  parallelism: 4\n")
+    result = validate([tmp_path])
+    assert [(d.code, d.line, d.column, d.path) for d in result.errors] == [
+        ("RC071", 5, 30, "spec.ownership.namePrefixes[0]"),
+        ("RC071", 5, 33, "spec.ownership.namePrefixes[1]"),  # the empty one: RC071 only, not also the schema's RC024
+        ("RC071", 5, 37, "spec.ownership.namePrefixes[2]"),
+    ]
+    first = result.errors[0]
+    assert first.message == ("ownership prefix 'd' is too short: a prefix must have at least 3 characters, "
+                             "or it would claim objects created outside this project")
+    assert first.hint == "Use a prefix only this project's objects start with, such as 'dp-'."
+    assert result.project.parallelism == 4  # the other settings are still read
+
+    (tmp_path / "reconciler.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: Project\nmetadata: {name: p}\nspec: {ownership: {namePrefixes: [abc, dp-]}}\n")
+    result = validate([tmp_path])
+    assert result.diagnostics == [] and result.project.owned_prefixes == ("abc", "dp-")
+
+
 def test_cli_text_json_and_exit_codes(tmp_path: Path) -> None:
     bad = CORPUS / "invalid" / "cron-four-fields.yaml"
     text = run_cli("validate", str(bad), env=ENV)
