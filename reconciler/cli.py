@@ -153,7 +153,8 @@ def plan(paths: tuple[str, ...], out: str | None, fmt: str, targets: tuple[str, 
     from pathlib import Path
 
     from reconciler import render
-    from reconciler.engine import make_plan, signed_plan_json
+    from reconciler.engine import make_plan
+    from reconciler.planfile import signed_plan_json
     from reconciler.files import write_text_atomic
     from reconciler.tenant import connect
 
@@ -447,7 +448,10 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         code = cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
         click.echo("Aborted.", err=True)
         sys.exit(ExitCode.ERROR)
     except click.UsageError as exc:

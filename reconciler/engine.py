@@ -8,24 +8,24 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from jsonschema import Draft202012Validator
 
-from reconciler.apply import Applier, ApplyError, ApplyReport, Options
+from reconciler.apply import Applier, ApplyReport, Options
 from reconciler.client import ApiClient
-from reconciler.errors import Diagnostic, ManifestError, PlanStaleError
+from reconciler.errors import Diagnostic, ManifestError
 from reconciler.fetch import Live, fetch
 from reconciler.lock import state_lock
 from reconciler.manifests import resolve_env
 from reconciler.model import Resource, ResourceKey
 from reconciler.normalize import PLUMBING, canonical_json, wire_inputs
-from reconciler.plan import MAC_FIELD, Action, Plan, Records, build_plan, mac_matches, plan_mac, settings_of
-from reconciler.state import StateFile, TenantState, fingerprint_key, project_key, secret_fingerprint
+from reconciler.plan import Plan, build_plan, settings_of
+from reconciler.files import shown_path
+from reconciler.planfile import DEFAULT_MAX_PLAN_AGE, check_saved_plan, fetch_for_plan, read_saved_plan
+from reconciler.state import StateFile, fingerprint_key, project_key, records_of, secret_fingerprint
 from reconciler.validate import Manifests, Project, validate
 
 
@@ -39,8 +39,6 @@ class PlanResult:
 
 DEFAULT_PARALLELISM = 8
 DEFAULT_MAX_DELETES = 10
-DEFAULT_MAX_PLAN_AGE = 24 * 3600.0
-PLAN_CLOCK_SKEW = 300.0  # a plan "from the future" by more than this was not made by this clock
 
 
 def load_manifests(paths: Iterable[str], *, var_files: Iterable[str] = (), env: Mapping[str, str] | None = None,
@@ -89,7 +87,7 @@ def make_plan(
     online = online_checks(manifests.resources, live)
     notes = [*manifests.warnings, *(d for _, d in online)]
     if state.migrated:
-        notes.append(Diagnostic(_shown(state.path), 0, 0, "RC109", "the state file is in the old format, whose records "
+        notes.append(Diagnostic(shown_path(state.path), 0, 0, "RC109", "the state file is in the old format, whose records "
                                 "have no project; they are read as this project's, and the next apply rewrites the file",
                                 severity="warning", hint="If several projects share this file, apply each once."))
     # An object the tenant would reject is left out of the plan (its errors say why).
@@ -111,28 +109,12 @@ def make_plan(
         tenant=tenant_id,
         now=now,
         diagnostics=notes,
-        state_file=_shown(manifests.project.state_file),
-        project=_shown(manifests.project.root),
+        state_file=shown_path(manifests.project.state_file),
+        project=shown_path(manifests.project.root),
         project_file=manifests.project.file or "",
         adopt_schedules=adopt_schedules,
     )
     return PlanResult(plan=plan, manifests=manifests, live=live, state=state)
-
-
-def _shown(path: Path) -> str:
-    """A path as plans carry it: relative to the working folder, so that a plan made in one
-    checkout applies in another."""
-    return Path(os.path.relpath(os.path.abspath(path))).as_posix()
-
-
-def records_of(tenant: TenantState) -> Records:
-    keys = {k: ResourceKey(*k.split("/", 1)) for k in tenant.resources}
-    return Records(
-        managed=frozenset(keys.values()),
-        prevent_destroy=frozenset(keys[k] for k, r in tenant.resources.items() if r.get("preventDestroy")),
-        secret_fingerprints={keys[k]: r["secretFingerprint"] for k, r in tenant.resources.items() if r.get("secretFingerprint")},
-        intents={keys[k]: tuple(r["intents"]) for k, r in tenant.resources.items() if r.get("intents")},
-    )
 
 
 def desired_secret_fingerprints(desired: Mapping[ResourceKey, Resource], env: Mapping[str, str], key: bytes) -> dict[ResourceKey, str]:
@@ -202,128 +184,6 @@ def _inputs_validator(app_id: str, contract: Mapping[str, Any]) -> Draft202012Va
     return _validators[cache_key]
 
 
-def signed_plan_json(plan: Plan, api_key: str) -> str:
-    """The plan file: the plan's JSON with a MAC over it, so that apply takes it only as reviewed."""
-    data = plan.to_dict()
-    data[MAC_FIELD] = plan_mac(data, fingerprint_key(api_key))
-    return json.dumps(data, indent=2) + "\n"
-
-
-def read_saved_plan(path: str, *, api_key: str, tenant_id: str, max_age: float = DEFAULT_MAX_PLAN_AGE,
-                    now: dt.datetime | None = None) -> tuple[Plan, Project]:
-    """A plan file, refused unless its MAC holds, it is recent, it was made for this tenant and
-    its project (whose reconciler.yaml names the state file) is here."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as exc:
-        raise ApplyError(f"{path} is not a reconciler plan: {exc}",
-                         hint="Make one with `reconciler plan PATH --out plan.json`.") from None
-    if not mac_matches(data, fingerprint_key(api_key)):
-        raise ApplyError(f"{path} does not carry a valid MAC: it was edited after `plan --out` wrote it, or made with "
-                         "another key; nothing was applied",
-                         hint="Plan again with `reconciler plan PATH --out plan.json` (same API key or "
-                              "RECONCILER_FINGERPRINT_KEY as apply), review it, and apply that file.")
-    try:
-        plan = Plan.from_dict(data)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ApplyError(f"{path} is not a reconciler plan: {exc}", hint="Make it again with `reconciler plan --out`.") from None
-    if not plan.tenant.strip():
-        raise ApplyError(f"{path} names no tenant; nothing was applied", hint="Make it again with `reconciler plan --out`.")
-    if plan.tenant.rstrip("/") != tenant_id.rstrip("/"):
-        raise ApplyError(f"the plan was made for {plan.tenant}, not {tenant_id}",
-                         hint="Apply it against the tenant it was made for, or plan again for this one.")
-    try:
-        created = dt.datetime.strptime(plan.created_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
-    except ValueError:
-        raise ApplyError(f"{path} has no valid creation time ({plan.created_at!r})",
-                         hint="Make it again with `reconciler plan --out`.") from None
-    age = ((now or dt.datetime.now(dt.timezone.utc)) - created).total_seconds()
-    if age > max_age or age < -PLAN_CLOCK_SKEW:
-        raise ApplyError(f"the plan was made at {plan.created_at}, {_duration(age)} ago; older than --max-plan-age "
-                         f"({_duration(max_age)})" if age > 0 else f"the plan claims to be made at {plan.created_at}, "
-                         "in the future; nothing was applied",
-                         hint="Plan again, review it, and apply the new plan.")
-    manifests = validate([plan.project or "."], allow_missing_secrets=True)
-    project_errors = [d for d in manifests.errors if manifests.project.file and d.file == manifests.project.file]
-    if not plan.project or project_errors:
-        raise ApplyError(f"the plan's project {plan.project!r} cannot be read here"
-                         + (f": {project_errors[0].message}" if project_errors else ""),
-                         hint="Apply from the folder the plan was made in (paths in the plan are relative to it).")
-    if not plan.state_file or os.path.abspath(plan.state_file) != os.path.abspath(manifests.project.state_file):
-        raise ApplyError(f"the plan records to {plan.state_file!r}, which is not this project's state file "
-                         f"({_shown(manifests.project.state_file)}); nothing was applied",
-                         hint="Plan again from this project.")
-    return plan, manifests.project
-
-
-def check_saved_plan(plan: Plan, tenant: TenantState, project: Project, *, max_deletes: int) -> None:
-    """Today's rules, whatever the file says: deletes only of this project's managed objects,
-    never of a recorded preventDestroy, only from a plan made with --prune and within
-    --max-deletes; every update and delete names the live object it was computed from."""
-    records = records_of(tenant)
-    problems = []
-    deletes = 0
-    for change in plan.changes:
-        if change.action in (Action.UPDATE, Action.REPLACE, Action.DELETE) and not change.fingerprint:
-            problems.append(f"{change.key}: a {change.action.value} without the fingerprint of the live object")
-        if change.action is not Action.DELETE:
-            if change.needs_prune:
-                problems.append(f"{change.key}: only a delete can wait for --prune")
-            continue
-        if change.needs_prune == plan.prune:
-            problems.append(f"{change.key}: the delete does not match the plan's --prune setting")
-        if change.key in records.prevent_destroy:
-            problems.append(f"{change.key}: preventDestroy is recorded for it")
-        if change.key not in records.managed and not any(change.key.name.startswith(p) for p in project.owned_prefixes):
-            problems.append(f"{change.key}: not managed by this project")
-        deletes += not change.needs_prune
-    if deletes > max_deletes:
-        problems.append(f"{deletes} deletes, more than --max-deletes {max_deletes}")
-    if problems:
-        listed = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
-        raise ApplyError(f"the saved plan breaks the rules of apply, nothing was applied: {listed}",
-                         hint="Plan again with `reconciler plan PATH --out plan.json`, review it, and apply that file.")
-
-
-def _duration(seconds: float) -> str:
-    seconds = abs(seconds)
-    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
-
-
-def fetch_for_plan(client: ApiClient, plan: Plan, tenant: TenantState, *, parallelism: int) -> Live:
-    """Read again every object a saved plan touches, and refuse it when any has moved since."""
-    stubs: dict[ResourceKey, Resource] = {}
-    for change in plan.changes:
-        spec: dict[str, Any] = {}
-        if change.key.kind == "App":
-            source = change.after or change.before or {}
-            spec = {"appId": source.get("appId"), "entrypoint": change.settings.get("entrypoint")}
-        stubs.setdefault(change.key, Resource(key=change.key, spec=spec))
-    live = fetch(client, stubs, recorded=tenant.resources, parallelism=parallelism)
-    moved = stale_reasons(plan, live)
-    if moved:
-        raise PlanStaleError(moved)
-    return live
-
-
-def stale_reasons(plan: Plan, live: Live) -> list[str]:
-    moved = []
-    for change in plan.changes:
-        have = live.state.get(change.key)
-        if change.key in live.ambiguous:
-            moved.append(f"{change.key} is now carried by {len(live.ambiguous[change.key])} live objects")
-        elif change.action is Action.CREATE and have is not None:
-            moved.append(f"{change.key} was created on the tenant since the plan")
-        elif change.action in (Action.UPDATE, Action.REPLACE, Action.DELETE):
-            if have is None:
-                moved.append(f"{change.key} was deleted from the tenant since the plan")
-            elif change.fingerprint and have.server.get("fingerprint") != change.fingerprint:
-                moved.append(f"{change.key} was changed on the tenant since the plan")
-    return moved
-
-
 def apply(
     paths: Iterable[str],
     client: ApiClient,
@@ -353,17 +213,17 @@ def apply(
     env = os.environ if env is None else env
     tenant_id = tenant_id or client.base_url
     if saved_plan:
-        plan, project = read_saved_plan(saved_plan, api_key=api_key, tenant_id=tenant_id, max_age=max_plan_age)
-        manifests = None
+        plan, manifests = read_saved_plan(saved_plan, api_key=api_key, tenant_id=tenant_id, max_age=max_plan_age)
     else:
         manifests = load_manifests(paths, var_files=var_files, env=env)
-        project = manifests.project
+    project = manifests.project
     workers = parallelism or project.parallelism or DEFAULT_PARALLELISM
     lock_notes: list[str] = []
     with state_lock(project.state_file, lock_timeout, notes=lock_notes):
-        if manifests is None:
+        if saved_plan:
             state = open_state(project)
-            check_saved_plan(plan, state.tenant(tenant_id), project, max_deletes=max_deletes)
+            check_saved_plan(plan, state.tenant(tenant_id), project, manifests.resources, max_deletes=max_deletes,
+                             api_key_env=api_key_env)
             live = fetch_for_plan(client, plan, state.tenant(tenant_id), parallelism=workers)
         else:
             result = make_plan(paths, client, api_key=api_key, env=env, prune=prune, parallelism=workers,

@@ -22,3 +22,9 @@ def write_text_atomic(path: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def shown_path(path: Path) -> str:
+    """A path as plans carry it: relative to the working folder, so that a plan made in one
+    checkout applies in another."""
+    return Path(os.path.relpath(os.path.abspath(path))).as_posix()

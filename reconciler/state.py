@@ -26,6 +26,8 @@ from typing import Any, Mapping
 
 from reconciler.errors import ReconcilerError
 from reconciler.files import write_text_atomic
+from reconciler.model import ResourceKey
+from reconciler.plan import Records
 
 STATE_FORMAT = 2
 DEFAULT_STATE_FILE = "reconciler.state.json"  # beside reconciler.yaml: committed with the manifests
@@ -221,3 +223,13 @@ def describe_intent(intent: Mapping[str, Any]) -> str:
     if intent.get("action") == "schedule":
         return f"schedule {intent.get('cron')!r} ({intent.get('timezone')}) of {intent.get('at')}"
     return f"{intent.get('action')} of {intent.get('at')}"
+
+
+def records_of(tenant: TenantState) -> Records:
+    keys = {k: ResourceKey(*k.split("/", 1)) for k in tenant.resources}
+    return Records(
+        managed=frozenset(keys.values()),
+        prevent_destroy=frozenset(keys[k] for k, r in tenant.resources.items() if r.get("preventDestroy")),
+        secret_fingerprints={keys[k]: r["secretFingerprint"] for k, r in tenant.resources.items() if r.get("secretFingerprint")},
+        intents={keys[k]: tuple(r["intents"]) for k, r in tenant.resources.items() if r.get("intents")},
+    )

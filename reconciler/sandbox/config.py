@@ -23,6 +23,9 @@ class SandboxConfig:
     jitter_ms: float = 0.0
     fault_rate: float = 0.0
     fault_kinds: tuple[str, ...] = DEFAULT_FAULT_KINDS
+    # Only these routes ("POST v1/app/{slug}/schedule", as /_sandbox/stats names them) get faults;
+    # empty: every API route.
+    fault_routes: tuple[str, ...] = ()
     retry_after_s: float = 1.0
     rate_limit: float = 0.0  # requests per second; 0 = unlimited
     rate_burst: int = 0  # bucket size; 0 = same as rate_limit (at least 1)
@@ -55,6 +58,7 @@ class SandboxConfig:
         "jitter_ms",
         "fault_rate",
         "fault_kinds",
+        "fault_routes",
         "retry_after_s",
         "rate_limit",
         "rate_burst",

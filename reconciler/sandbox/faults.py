@@ -59,10 +59,10 @@ class FaultInjector:
         """Seconds the client must wait when the rate limit is exceeded, else None."""
         return self.bucket.take() if self.bucket is not None else None
 
-    def pick(self) -> str | None:
-        """The fault to inject into this request, or None."""
+    def pick(self, route: str = "") -> str | None:
+        """The fault to inject into this request (``route``: "METHOD template"), or None."""
         cfg = self.config
-        if cfg.fault_rate <= 0 or not cfg.fault_kinds:
+        if cfg.fault_rate <= 0 or not cfg.fault_kinds or (cfg.fault_routes and route not in cfg.fault_routes):
             return None
         with self.lock:
             if self.rng.random() >= cfg.fault_rate:

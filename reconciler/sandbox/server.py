@@ -179,7 +179,7 @@ class Sandbox:
                                                  f"allowed: {', '.join(SandboxConfig.RUNTIME_KEYS)}"}
         previous = {k: getattr(self.config, k) for k in body}
         for key, value in body.items():
-            setattr(self.config, key, tuple(value) if key == "fault_kinds" else value)
+            setattr(self.config, key, tuple(value) if key in ("fault_kinds", "fault_routes") else value)
         try:
             self.config.validate()
         except ValueError as exc:
@@ -269,7 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(429, {"code": 429, "message": "rate limit exceeded; retry after the Retry-After delay"},
                        {"Retry-After": str(max(1, int(wait + 0.999)))})
             return
-        fault = sandbox.faults.pick()
+        fault = sandbox.faults.pick(key)
         if fault is not None and fault != "drop-after":
             sandbox.stats.record(key, fault, fault)
             if fault == "drop":

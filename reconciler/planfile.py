@@ -1,0 +1,160 @@
+"""Saved plans: the signed plan file, and the checks a plan file passes before apply takes it.
+
+``plan --out`` writes the plan's JSON with a MAC (HMAC-SHA256, keyed like the secret
+fingerprints). ``apply plan.json`` takes it only if the MAC holds, it is recent, it was made for
+this tenant and this project's state file, every change passes today's rules whatever the file
+says, and nothing it touches has moved on the tenant since (the live objects are read again).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from reconciler.apply import PROTECTED_VARIABLES, ApplyError
+from reconciler.client import ApiClient
+from reconciler.errors import PlanStaleError
+from reconciler.fetch import Live, fetch
+from reconciler.model import Resource, ResourceKey
+from reconciler.plan import MAC_FIELD, Action, Plan, mac_matches, plan_mac
+from reconciler.files import shown_path
+from reconciler.state import TenantState, fingerprint_key, records_of
+from reconciler.validate import Manifests, Project, validate
+
+DEFAULT_MAX_PLAN_AGE = 24 * 3600.0
+PLAN_CLOCK_SKEW = 300.0  # a plan "from the future" by more than this was not made by this clock
+
+
+def signed_plan_json(plan: Plan, api_key: str) -> str:
+    """The plan file: the plan's JSON with a MAC over it, so that apply takes it only as reviewed."""
+    data = plan.to_dict()
+    data[MAC_FIELD] = plan_mac(data, fingerprint_key(api_key))
+    return json.dumps(data, indent=2) + "\n"
+
+
+def read_saved_plan(path: str, *, api_key: str, tenant_id: str, max_age: float = DEFAULT_MAX_PLAN_AGE,
+                    now: dt.datetime | None = None) -> tuple[Plan, Manifests]:
+    """A plan file, refused unless its MAC holds, it is recent, it was made for this tenant and
+    its project (whose reconciler.yaml names the state file) is here."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as exc:
+        raise ApplyError(f"{path} is not a reconciler plan: {exc}",
+                         hint="Make one with `reconciler plan PATH --out plan.json`.") from None
+    if not mac_matches(data, fingerprint_key(api_key)):
+        raise ApplyError(f"{path} does not carry a valid MAC: it was edited after `plan --out` wrote it, or made with "
+                         "another key; nothing was applied",
+                         hint="Plan again with `reconciler plan PATH --out plan.json` (same API key or "
+                              "RECONCILER_FINGERPRINT_KEY as apply), review it, and apply that file.")
+    try:
+        plan = Plan.from_dict(data)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ApplyError(f"{path} is not a reconciler plan: {exc}", hint="Make it again with `reconciler plan --out`.") from None
+    if not plan.tenant.strip():
+        raise ApplyError(f"{path} names no tenant; nothing was applied", hint="Make it again with `reconciler plan --out`.")
+    if plan.tenant.rstrip("/") != tenant_id.rstrip("/"):
+        raise ApplyError(f"the plan was made for {plan.tenant}, not {tenant_id}",
+                         hint="Apply it against the tenant it was made for, or plan again for this one.")
+    try:
+        created = dt.datetime.strptime(plan.created_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        raise ApplyError(f"{path} has no valid creation time ({plan.created_at!r})",
+                         hint="Make it again with `reconciler plan --out`.") from None
+    age = ((now or dt.datetime.now(dt.timezone.utc)) - created).total_seconds()
+    if age > max_age:
+        raise ApplyError(f"the plan was made at {plan.created_at}, {_duration(age)} ago: older than --max-plan-age "
+                         f"({_duration(max_age)}); nothing was applied", hint="Plan again, review it, and apply the new plan.")
+    if age < -PLAN_CLOCK_SKEW:
+        raise ApplyError(f"the plan claims to be made at {plan.created_at}, in the future; nothing was applied",
+                         hint="Plan again, review it, and apply the new plan.")
+    manifests = validate([plan.project or "."], allow_missing_secrets=True)
+    project_errors = [d for d in manifests.errors if manifests.project.file and d.file == manifests.project.file]
+    if not plan.project or project_errors:
+        raise ApplyError(f"the plan's project {plan.project!r} cannot be read here"
+                         + (f": {project_errors[0].message}" if project_errors else ""),
+                         hint="Apply from the folder the plan was made in (paths in the plan are relative to it).")
+    if not plan.state_file or os.path.abspath(plan.state_file) != os.path.abspath(manifests.project.state_file):
+        raise ApplyError(f"the plan records to {plan.state_file!r}, which is not this project's state file "
+                         f"({shown_path(manifests.project.state_file)}); nothing was applied",
+                         hint="Plan again from this project.")
+    return plan, manifests
+
+
+def check_saved_plan(plan: Plan, tenant: TenantState, project: Project, declared: Iterable[ResourceKey], *,
+                     max_deletes: int, api_key_env: str = "ATLAN_API_KEY") -> None:
+    """Today's rules, whatever the file says: deletes only of this project's managed objects
+    that its manifests no longer declare, never of a recorded preventDestroy, only from a plan
+    made with --prune and within --max-deletes; every update and delete names the live object
+    it was computed from; no secret reference names the API key."""
+    records = records_of(tenant)
+    declared = frozenset(declared)
+    protected = {*PROTECTED_VARIABLES, api_key_env}
+    problems = []
+    deletes = 0
+    for change in plan.changes:
+        refs = (change.settings.get("secret_refs") or {}).values()
+        if any(f"${{env:{name}}}" == ref for ref in refs for name in protected):
+            problems.append(f"{change.key}: a secret reference names the API key or the fingerprint key")
+        if change.action in (Action.UPDATE, Action.REPLACE, Action.DELETE) and not change.fingerprint:
+            problems.append(f"{change.key}: a {change.action.value} without the fingerprint of the live object")
+        if change.action is not Action.DELETE:
+            if change.needs_prune:
+                problems.append(f"{change.key}: only a delete can wait for --prune")
+            continue
+        if change.needs_prune == plan.prune:
+            problems.append(f"{change.key}: the delete does not match the plan's --prune setting")
+        if change.key in records.prevent_destroy:
+            problems.append(f"{change.key}: preventDestroy is recorded for it")
+        if change.key not in records.managed and not any(change.key.name.startswith(p) for p in project.owned_prefixes):
+            problems.append(f"{change.key}: not managed by this project")
+        if change.key in declared:
+            problems.append(f"{change.key}: the manifests still declare it")
+        deletes += not change.needs_prune
+    if deletes > max_deletes:
+        problems.append(f"{deletes} deletes, more than --max-deletes {max_deletes}")
+    if problems:
+        listed = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise ApplyError(f"the saved plan breaks the rules of apply, nothing was applied: {listed}",
+                         hint="Plan again with `reconciler plan PATH --out plan.json`, review it, and apply that file.")
+
+
+def _duration(seconds: float) -> str:
+    seconds = abs(seconds)
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+def fetch_for_plan(client: ApiClient, plan: Plan, tenant: TenantState, *, parallelism: int) -> Live:
+    """Read again every object a saved plan touches, and refuse it when any has moved since."""
+    stubs: dict[ResourceKey, Resource] = {}
+    for change in plan.changes:
+        spec: dict[str, Any] = {}
+        if change.key.kind == "App":
+            source = change.after or change.before or {}
+            spec = {"appId": source.get("appId"), "entrypoint": change.settings.get("entrypoint")}
+        stubs.setdefault(change.key, Resource(key=change.key, spec=spec))
+    live = fetch(client, stubs, recorded=tenant.resources, parallelism=parallelism)
+    moved = stale_reasons(plan, live)
+    if moved:
+        raise PlanStaleError(moved)
+    return live
+
+
+def stale_reasons(plan: Plan, live: Live) -> list[str]:
+    moved = []
+    for change in plan.changes:
+        have = live.state.get(change.key)
+        if change.key in live.ambiguous:
+            moved.append(f"{change.key} is now carried by {len(live.ambiguous[change.key])} live objects")
+        elif change.action is Action.CREATE and have is not None:
+            moved.append(f"{change.key} was created on the tenant since the plan")
+        elif change.action in (Action.UPDATE, Action.REPLACE, Action.DELETE):
+            if have is None:
+                moved.append(f"{change.key} was deleted from the tenant since the plan")
+            elif change.fingerprint and have.server.get("fingerprint") != change.fingerprint:
+                moved.append(f"{change.key} was changed on the tenant since the plan")
+    return moved

@@ -1,0 +1,340 @@
+"""Safe unattended apply, end to end over real HTTP: one apply at a time per state file, a
+project never touching another's records, saved plans applied only as reviewed, the state
+commands, meaningful ownership prefixes, and a state file that is committed (sandbox data never).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from reconciler.plan import plan_mac
+from reconciler.sandbox import Sandbox
+from reconciler.state import fingerprint_key
+from tests.conftest import TOKEN, Introspection
+from tests.test_apply import CRED, SECRETS, app, cli, manifests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def writes(observer: Introspection) -> int:
+    """Requests that could change the tenant: every POST, PUT and DELETE except searches and tests."""
+    return sum(n for route, n in observer.stats()["requests"].items()
+               if not route.startswith("GET") and "indexsearch" not in route and "credentials/test" not in route)
+
+
+def state_of(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "reconciler.state.json").read_text())
+
+
+def records(folder: Path) -> dict[str, Any]:
+    [project] = state_of(folder)["projects"].values()
+    [tenant] = project["tenants"].values()
+    return tenant["resources"]
+
+
+def spawn_apply(sandbox: Sandbox, folder: Path, cwd: Path, *extra: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "ATLAN_BASE_URL": sandbox.base_url, "ATLAN_API_KEY": TOKEN, "CI": "true", **SECRETS}
+    env.pop("RECONCILER_FINGERPRINT_KEY", None)
+    return subprocess.Popen([sys.executable, "-m", "reconciler", "apply", str(folder), "--auto-approve", *extra],
+                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    """Wait on state, not on time: poll until the condition holds (fail after a generous bound)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+# -- one apply at a time ------------------------------------------------------------------------------
+
+
+def test_a_second_apply_fails_on_the_lock_naming_the_holder(sandbox_factory: Callable[..., Sandbox],
+                                                             tmp_path: Path) -> None:
+    sandbox = sandbox_factory(latency_ms=150)
+    observer = Introspection(sandbox.base_url, TOKEN)
+    folder = manifests(tmp_path, "---\n".join([CRED % ("pg-cred", "db.example.com"),
+                                                *(app(f"a{i}", extra="  schedules: [{cron: '0 3 * * *'}]\n")
+                                                  for i in range(4))]))
+    first = spawn_apply(sandbox, folder, tmp_path)
+    # The first apply holds the lock from before it reads anything: wait until it is talking to the tenant.
+    wait_for(lambda: observer.stats()["total"] >= 2, "the first apply to start")
+    second = cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path, env={"CI": "true"})
+    assert second.returncode == 1
+    assert f"is locked by another command: pid {first.pid} on" in second.stderr, second.stderr
+    assert "--lock-timeout" in second.stderr
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, out + err
+    state = observer.state()
+    assert sorted(a["name"] for a in state["apps"].values()) == ["a0", "a1", "a2", "a3"]
+    assert len(state["credentials"]) == 1 and len(state["schedules"]) == 4  # nothing doubled
+    # plan takes no lock: it runs while another command holds it.
+    from reconciler.lock import state_lock
+
+    with state_lock(folder / "reconciler.state.json", 0):
+        planned = cli(sandbox, "plan", str(folder), "--detailed-exitcode", cwd=tmp_path)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+
+
+def test_a_lock_left_by_a_killed_apply_is_freed(sandbox_factory: Callable[..., Sandbox], tmp_path: Path) -> None:
+    sandbox = sandbox_factory(latency_ms=100)
+    observer = Introspection(sandbox.base_url, TOKEN)
+    folder = manifests(tmp_path, "---\n".join([CRED % ("pg-cred", "db.example.com"), app("k1"), app("k2")]))
+    victim = spawn_apply(sandbox, folder, tmp_path)
+    wait_for(lambda: observer.stats()["total"] >= 3, "the apply to be under way")
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=30)
+    holder = folder / ".reconciler-locks" / "reconciler.state.json.holder"
+    assert json.loads(holder.read_text())["pid"] == victim.pid  # the dead holder's note is still there
+    rerun = cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path, env={"CI": "true"})
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert f"(pid {victim.pid} on" in rerun.stdout and "ended without releasing its lock" in rerun.stdout
+    assert not holder.exists()
+    assert sorted(a["name"] for a in observer.state()["apps"].values()) == ["k1", "k2"]
+
+
+def test_sigint_exits_130_and_leaves_a_valid_state_file(sandbox_factory: Callable[..., Sandbox], tmp_path: Path) -> None:
+    sandbox = sandbox_factory(latency_ms=60)
+    observer = Introspection(sandbox.base_url, TOKEN)
+    folder = manifests(tmp_path, "---\n".join([CRED % ("pg-cred", "db.example.com"),
+                                                *(app(f"i{i}", extra="  schedules: [{cron: '0 4 * * *'}]\n")
+                                                  for i in range(6))]))
+    proc = spawn_apply(sandbox, folder, tmp_path, "--parallelism", "2")
+    wait_for(lambda: any(r.startswith("POST v1/app") for r in observer.stats()["requests"]), "the first app create")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    assert state_of(folder)["format"] == 2  # parses, whole
+    rerun = cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    state = observer.state()
+    assert len(state["apps"]) == 6 and len(state["schedules"]) == 6
+
+
+# -- projects sharing a state file ----------------------------------------------------------------------
+
+
+def project(folder: Path, name: str, prefix: str, docs: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "reconciler.yaml").write_text(
+        f"apiVersion: reconciler/v1\nkind: Project\nmetadata: {{name: {name}}}\n"
+        f"spec: {{ownership: {{namePrefixes: ['{prefix}']}}, stateFile: ../shared-state.json}}\n")
+    (folder / "all.yaml").write_text("---\n".join(docs))
+    return folder
+
+
+def test_two_projects_sharing_a_state_file_never_touch_each_other(sandbox: Sandbox, introspect: Introspection,
+                                                                  tmp_path: Path) -> None:
+    # Both copied the example's reconciler.yaml: one name, told apart by their folders.
+    team_a = project(tmp_path / "team-a", "data-platform", "ta-",
+                     [CRED % ("ta-cred", "a.example.com"), *(app(f"ta-app{i}", cred="ta-cred") for i in range(3))])
+    team_b = project(tmp_path / "team-b", "data-platform", "tb-",
+                     [CRED % ("tb-cred", "b.example.com"), *(app(f"tb-app{i}", cred="tb-cred") for i in range(3))])
+    for folder in (team_a, team_b):
+        done = cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+    shared = json.loads((tmp_path / "shared-state.json").read_text())
+    assert sorted(shared["projects"]) == ["team-a", "team-b"]
+    # Team A removes everything but its credential and prunes: only its own apps go.
+    (team_a / "all.yaml").write_text(CRED % ("ta-cred", "a.example.com"))
+    pruned = cli(sandbox, "apply", str(team_a), "--auto-approve", "--prune", cwd=tmp_path)
+    assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+    assert "Not managed by these manifests, left alone: 3 Apps, 1 Credential." in pruned.stdout  # team B's
+    live = sorted(a["name"] for a in introspect.state()["apps"].values() if not a["archived"])
+    assert live == ["tb-app0", "tb-app1", "tb-app2"]
+    shared = json.loads((tmp_path / "shared-state.json").read_text())
+    assert sorted(shared["projects"]["team-b"]["tenants"][sandbox.base_url]["resources"]) == [
+        "App/tb-app0", "App/tb-app1", "App/tb-app2", "Credential/tb-cred"]
+    assert cli(sandbox, "plan", str(team_b), "--detailed-exitcode", cwd=tmp_path).returncode == 0
+
+
+# -- saved plans apply only as reviewed -----------------------------------------------------------------
+
+
+@pytest.fixture
+def reviewed(sandbox: Sandbox, introspect: Introspection, tmp_path: Path) -> dict[str, Any]:
+    """A project with a managed app gone from the manifests, a preventDestroy app, an app nobody
+    manages, and a saved plan made without --prune."""
+    folder = manifests(tmp_path, "---\n".join([CRED % ("pg-cred", "db.example.com"), app("p-a1"), app("p-a2"),
+                                                app("p-guarded", extra="  lifecycle: {preventDestroy: true}\n")]))
+    assert cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path).returncode == 0
+    introspect.post("seed", {"apps": [{"name": "not-ours", "app_id": "postgres-crawler", "inputs": {}}]})
+    (folder / "all.yaml").write_text("---\n".join([CRED % ("pg-cred", "db2.example.com"), app("p-a2"),
+                                                    app("p-guarded", extra="  lifecycle: {preventDestroy: true}\n")]))
+    made = cli(sandbox, "plan", str(folder), "--out", "plan.json", cwd=tmp_path)
+    assert made.returncode == 0, made.stdout + made.stderr
+    data = json.loads((tmp_path / "plan.json").read_text())
+    assert data["mac"].startswith("hmac-sha256:")
+    return {"folder": folder, "data": data, "live": {a["name"]: a for a in introspect.state()["apps"].values()}}
+
+
+def write_plan(tmp_path: Path, data: dict[str, Any], *, sign: bool) -> None:
+    data = {k: v for k, v in data.items() if k != "mac"}
+    if sign:  # a tamperer who holds the key: the independent checks must still refuse
+        data["mac"] = plan_mac(data, fingerprint_key(TOKEN))
+    (tmp_path / "plan.json").write_text(json.dumps(data))
+
+
+def delete_of(name: str, live: dict[str, Any], kind: str = "App", *, needs_prune: bool = False) -> dict[str, Any]:
+    return {"action": "delete", "kind": kind, "name": name, "before": {}, "after": None, "fields": [],
+            "reason": "no longer declared", "fingerprint": "sha256:" + "0" * 64, "needs_prune": needs_prune,
+            "origin": "", "settings": {}}
+
+
+TAMPERINGS: dict[str, tuple[Callable[[dict[str, Any], dict[str, Any]], None], bool, str]] = {
+    "edited, MAC kept": (lambda d, live: d["changes"].append(delete_of("not-ours", live)), False,
+                         "does not carry a valid MAC"),
+    "MAC removed": (lambda d, live: d.pop("mac"), False, "does not carry a valid MAC"),
+    "delete of an unmanaged app": (lambda d, live: (d.update(prune=True), d["changes"].append(delete_of("not-ours", live))),
+                                   True, "App/not-ours: not managed by this project"),
+    "delete of a preventDestroy app": (lambda d, live: (d.update(prune=True), d["changes"].append(delete_of("p-guarded", live))),
+                                       True, "App/p-guarded: preventDestroy is recorded for it"),
+    "delete of a declared credential": (lambda d, live: (d.update(prune=True),
+                                                         d["changes"].append(delete_of("pg-cred", live, "Credential"))),
+                                        True, "Credential/pg-cred: the manifests still declare it"),
+    "delete without --prune": (lambda d, live: [c.update(needs_prune=False) for c in d["changes"] if c["action"] == "delete"],
+                               True, "App/p-a1: the delete does not match the plan's --prune setting"),
+    "blank tenant": (lambda d, live: d.update(tenant=""), True, "names no tenant"),
+    "null fingerprint": (lambda d, live: [c.update(fingerprint=None) for c in d["changes"] if c["action"] == "update"],
+                         True, "Credential/pg-cred: a update without the fingerprint of the live object"),
+    "API key as a secret": (lambda d, live: [c["settings"].update(secret_refs={"password": "${env:ATLAN_API_KEY}"})
+                                             for c in d["changes"] if c["kind"] == "Credential"],
+                            True, "Credential/pg-cred: a secret reference names the API key"),
+    "state file redirected": (lambda d, live: d.update(state_file="elsewhere/state.json"), True,
+                              "which is not this project's state file"),
+    "a plan from 2001": (lambda d, live: d.update(created_at="2001-01-01T00:00:00Z"), True, "older than --max-plan-age"),
+    "a plan from the future": (lambda d, live: d.update(created_at="2099-01-01T00:00:00Z"), True, "in the future"),
+}
+
+
+@pytest.mark.parametrize("name", list(TAMPERINGS))
+def test_a_tampered_plan_is_refused_and_sends_no_write(name: str, reviewed: dict[str, Any], sandbox: Sandbox,
+                                                        introspect: Introspection, tmp_path: Path) -> None:
+    tamper, sign, message = TAMPERINGS[name]
+    data = json.loads(json.dumps(reviewed["data"]))
+    tamper(data, reviewed["live"])
+    write_plan(tmp_path, data, sign=sign)
+    before = writes(introspect)
+    refused = cli(sandbox, "apply", "plan.json", cwd=tmp_path)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert message in refused.stderr, refused.stderr
+    assert "Hint:" in refused.stderr
+    assert writes(introspect) == before
+    assert sorted(a["name"] for a in introspect.state()["apps"].values() if not a["archived"]) == [
+        "not-ours", "p-a1", "p-a2", "p-guarded"]
+
+
+def test_the_reviewed_plan_applies_and_its_pending_delete_is_not_a_failure(reviewed: dict[str, Any], sandbox: Sandbox,
+                                                                            introspect: Introspection,
+                                                                            tmp_path: Path) -> None:
+    done = cli(sandbox, "apply", "plan.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "– not applied App/p-a1: needs --prune" in done.stdout
+    assert "1 delete not applied (needs --prune)" in done.stdout
+    cred = next(c for c in introspect.state()["credentials"].values() if c["record"]["name"] == "pg-cred")
+    assert cred["record"]["host"] == "db2.example.com"
+    again = cli(sandbox, "apply", "plan.json", cwd=tmp_path)  # the tenant moved since: stale
+    assert again.returncode == 1 and "stale" in again.stderr
+
+
+# -- the state commands ------------------------------------------------------------------------------
+
+
+def test_state_list_show_forget_and_resolve(sandbox: Sandbox, introspect: Introspection, tmp_path: Path) -> None:
+    folder = manifests(tmp_path, app("s-app", None, inputs="{extraction_method: agent, agent_json: {a: 1}}",
+                                     extra="  schedules: [{cron: '0 5 * * *', timezone: Europe/Paris}]\n"))
+    # The answer to the schedule POST is lost after the tenant attached it.
+    introspect.post("config", {"fault_rate": 1.0, "fault_kinds": ["drop-after"], "fault_routes": ["POST v1/app/{slug}/schedule"]})
+    lost = cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path)
+    introspect.post("config", {"fault_rate": 0.0})
+    assert lost.returncode == 1 and "? unverified App/s-app: schedule '0 5 * * *' (Europe/Paris) may or may not be attached" \
+        in lost.stdout, lost.stdout + lost.stderr
+    [trigger] = introspect.state()["schedules"]
+    intents = records(folder)["App/s-app"]["intents"]
+    assert [i["cron"] for i in intents] == ["0 5 * * *"]
+
+    plan = cli(sandbox, "plan", str(folder), "--detailed-exitcode", cwd=tmp_path)
+    assert plan.returncode == 0 and "RC107 warning: App/s-app: a schedule '0 5 * * *' (Europe/Paris) may have been attached" \
+        in plan.stdout
+    again = cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path)
+    assert again.returncode == 0 and len(introspect.state()["schedules"]) == 1  # never attached twice
+
+    listed = cli(sandbox, "state", "list", "--project", str(folder), cwd=tmp_path)
+    assert listed.returncode == 0 and f"unverified {intents[0]['id']}: schedule '0 5 * * *' (Europe/Paris)" in listed.stdout
+    shown = cli(sandbox, "state", "show", "App/s-app", "--project", str(folder), cwd=tmp_path)
+    assert json.loads(shown.stdout)["intents"][0]["id"] == intents[0]["id"]
+    bad = cli(sandbox, "state", "resolve", "App/s-app", "--project", str(folder), cwd=tmp_path)
+    assert bad.returncode == 64 and "--attached TRIGGER_ID or --absent" in bad.stderr
+    resolved = cli(sandbox, "state", "resolve", "App/s-app", "--attached", trigger, "--project", str(folder), cwd=tmp_path)
+    assert resolved.returncode == 0 and f"recorded as attached (trigger {trigger})" in resolved.stdout
+    assert [s["trigger_id"] for s in records(folder)["App/s-app"]["schedules"]] == [trigger]
+    assert "intents" not in records(folder)["App/s-app"]
+    clean = cli(sandbox, "plan", str(folder), "--detailed-exitcode", cwd=tmp_path)
+    assert clean.returncode == 0 and "No changes. The tenant matches the manifests." in clean.stdout
+
+    forgot = cli(sandbox, "state", "forget", "App/s-app", "--project", str(folder), cwd=tmp_path)
+    assert forgot.returncode == 0 and "App/s-app" not in records(folder)
+    missing = cli(sandbox, "state", "show", "App/s-app", "--project", str(folder), cwd=tmp_path)
+    assert missing.returncode == 1 and "no record of App/s-app" in missing.stderr
+
+
+def test_an_intent_resolved_absent_is_attached_by_the_next_apply(sandbox: Sandbox, introspect: Introspection,
+                                                                tmp_path: Path) -> None:
+    folder = manifests(tmp_path, app("r-app", None, inputs="{extraction_method: agent, agent_json: {a: 1}}",
+                                     extra="  schedules: [{cron: '0 6 * * *'}]\n"))
+    # A drop before the server handled it: from the client's side just as unknown.
+    introspect.post("config", {"fault_rate": 1.0, "fault_kinds": ["drop"], "fault_routes": ["POST v1/app/{slug}/schedule"]})
+    assert cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path).returncode == 1
+    introspect.post("config", {"fault_rate": 0.0})
+    assert introspect.state()["schedules"] == {} or len(introspect.state()["schedules"]) == 0
+    assert cli(sandbox, "state", "resolve", "App/r-app", "--absent", "--project", str(folder), cwd=tmp_path).returncode == 0
+    done = cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path)
+    assert done.returncode == 0 and len(introspect.state()["schedules"]) == 1, done.stdout + done.stderr
+
+
+# -- ownership prefixes ------------------------------------------------------------------------------
+
+
+def test_a_prefix_matching_most_of_the_tenant_claims_nothing(sandbox: Sandbox, introspect: Introspection,
+                                                             tmp_path: Path) -> None:
+    introspect.post("seed", {"apps": [{"name": f"data-ui-{i}", "app_id": "postgres-crawler", "inputs": {}} for i in range(3)]
+                             + [{"name": "other", "app_id": "postgres-crawler", "inputs": {}}]})
+    folder = manifests(tmp_path, app("data-mine", None, inputs="{extraction_method: agent, agent_json: {a: 1}}"))
+    (folder / "reconciler.yaml").write_text("apiVersion: reconciler/v1\nkind: Project\nmetadata: {name: p}\n"
+                                            "spec: {ownership: {namePrefixes: [data-]}}\n")
+    plan = cli(sandbox, "plan", str(folder), "--prune", cwd=tmp_path)
+    assert plan.returncode == 1
+    assert "RC106 ownership prefix 'data-' matches 3 of the 4 live objects" in plan.stdout, plan.stdout
+    assert "App/data-ui" not in plan.stdout  # nothing it would have claimed is a delete candidate
+
+
+# -- the state file is committed, sandbox data never ----------------------------------------------------
+
+
+def test_a_copied_example_commits_its_state_and_never_the_sandbox_data(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "specs", repo / "specs", ignore=shutil.ignore_patterns("reconciler.state.json", ".reconciler*"))
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("ATLAN_BASE_URL", "ATLAN_API_KEY")}
+    env.update(SECRETS)
+    done = subprocess.run([sys.executable, "-m", "reconciler", "apply", "specs", "--auto-approve"], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    staged = subprocess.run(["git", "diff", "--cached", "--name-only"], cwd=repo, check=True, capture_output=True,
+                            text=True).stdout.split()
+    assert "specs/reconciler.state.json" in staged
+    assert (repo / ".reconciler" / "sandbox.json").exists()
+    assert not [f for f in staged if f.startswith(".reconciler") or "/.reconciler" in f], staged
