@@ -265,9 +265,17 @@ class Applier:
         if change.action is Action.REPLACE and live is not None:
             self.client.archive_credential(str(live.server["guid"]))
             self._record(key, None)
-            live = None
+            live, record = None, {}
         if live is None:
-            guid = self._create_credential(key.name, body)
+            # Write-ahead, as for apps: a kill right after the create leaves a record to find it by.
+            if not record:
+                self._record(key, self._with_lifecycle({}, change))
+            try:
+                guid = self._create_credential(key.name, body)
+            except ApiError as exc:
+                if not record and not exc.outcome_unknown:
+                    self._record(key, None)  # nothing was created: no record of it either
+                raise
         else:
             guid = str(live.server["guid"])
             self.client.update_credential(guid, body)
@@ -366,7 +374,9 @@ class Applier:
             raise
         slug, version = created.slug, created.version
         self._amend(key, slug=slug)
-        if not created.adopted:
+        if not created.adopted or created.resends:
+            # Ours: created now, or by a create of ours whose answer was lost (sent again, it met
+            # its own name). It has no schedules yet.
             return self._app_schedules(change, slug, version, [], "state")
         # The name was taken by a workflow the plan did not see: make it match. Its schedules are
         # known only if an earlier record of it says so.

@@ -248,8 +248,11 @@ def apply(paths: tuple[str, ...], auto_approve: bool, prune: bool, max_deletes: 
     failed_runs = [o for o in report.outcomes if o.run_status in ("Failed", "Error", "Terminated")]
     if report.failed or the_plan.errors:
         what = ", ".join(f"run {o.run_id} of {o.change.key} {o.run_status}" for o in failed_runs)
+        unverified = any(o.status.value == "unverified" for o in report.outcomes)
         raise ReconcilerError("apply did not complete" + (f": {what}" if what else ""),
-                              hint="See the report above; fix the failures and run apply again (it converges).")
+                              hint="See the report above; fix the failures and run apply again (it converges)."
+                              + (" For each unverified change, check the tenant, then `reconciler state resolve`"
+                                 " (`reconciler plan` lists them)." if unverified else ""))
     return ExitCode.OK
 
 

@@ -1,16 +1,26 @@
-"""The tenant API client: one ``requests`` Session with bearer auth, timeouts and retries.
+"""The tenant API client: ``requests`` Sessions with bearer auth, timeouts and retries.
 
 Takes a base URL and an API key; gives one method per endpoint of ATLAN_API.md (App API,
 Credentials, roles, legacy workflows) plus generators over cursor and limit/offset pages. Every
 non-2xx answer becomes a typed ``ApiError`` carrying the status, method, URL, the server's
 message and its field-level errors.
 
-Retries are urllib3's ``Retry`` (through requests' ``HTTPAdapter``): 429, 502, 503, 504 and
-connection errors, up to ``max_retries`` times, for every method as the official SDK does, with
-full-jitter exponential backoff and ``Retry-After`` honoured (capped). A 500 is never retried:
-on ``submit`` it means a run is already active, and on a POST a retry could duplicate work.
-``create_app`` is safe to retry because the server answers a duplicate name with 409 and the
-existing slug, which is adopted.
+No write is repeated blindly. Retries are urllib3's ``Retry`` (through requests'
+``HTTPAdapter``), up to ``max_retries`` times, with full-jitter exponential backoff and
+``Retry-After`` honoured (capped), under one of two policies (``transport.retry_policy``):
+
+- every call is retried after a connect error, a 429, or a 503 with Retry-After: the tenant
+  certainly did nothing;
+- idempotent calls (GET, PUT, DELETE, HEAD, OPTIONS, and the POSTs below marked
+  ``idempotent=True``: full replaces by id, tests, archives, cancels, searches) are also retried
+  after a 500, 502, 504, a 503 without Retry-After, a read timeout or a dropped connection.
+
+Any other POST (a create, a submit, a schedule) that fails after it may have reached the tenant
+is not repeated: it raises with ``outcome_unknown`` set, and the caller finds out what happened.
+requests cannot pick a Retry per request, so ``session`` carries the idempotent policy and a
+second session, mirroring its settings, the write policy. The single exception is
+``create_app``: it re-sends a create whose outcome is unknown, because a duplicate name answers
+409 with the existing slug, which is adopted.
 
 Request and response bodies are never logged (credential bodies carry secrets); ``--debug``
 logs method, URL, status, timing and headers with Authorization redacted.
@@ -33,32 +43,45 @@ from requests.adapters import HTTPAdapter
 from reconciler import __version__
 from reconciler.errors import ApiConnectionError, ApiError, ConflictError, UsageError
 from reconciler.transport import (
-    ALL_METHODS,
+    IDEMPOTENT_METHODS,
     LOG,
-    RETRY_STATUSES,
-    JitterRetry,
     RequestBudget,
     RetryCounter,
+    answer_may_follow_action,
     api_error,
     join_url,
+    never_sent,
     redact_headers,
+    retry_policy,
     transport_message,
 )
 
 APP_LIST_PAGE = 200  # the largest page the App list serves (larger requests are clamped)
 CREDENTIAL_PAGE = 100
 SEARCH_PAGE = 100
+CREATE_APP_RESENDS = 2  # re-sends of an app create whose answer was lost (then 409 adopts it)
+
+# Settings of ``ApiClient.session`` the write session takes over before every use, so that
+# whatever is set on ``client.session`` (headers, auth, proxies, TLS) applies to every call.
+_SHARED_SETTINGS = ("headers", "auth", "proxies", "hooks", "params", "stream", "verify", "cert",
+                    "max_redirects", "trust_env", "cookies")
 
 
 @dataclass(frozen=True)
 class CreatedApp:
-    """The answer to an app create: a new workflow, or (``adopted``) the existing one of that name."""
+    """The answer to an app create: a new workflow, or (``adopted``) the existing one of that name.
+
+    ``resends``: how often the create was sent again after its answer was lost. A workflow
+    adopted after a re-send is, barring another writer racing for the name, the one this very
+    call created (with no schedule or run beyond what the body asked for).
+    """
 
     slug: str
     version: int | None
     adopted: bool = False
     run_id: str | None = None
     schedule_trigger_id: str | None = None
+    resends: int = 0
 
 
 def _query_value(value: Any) -> Any:
@@ -102,26 +125,18 @@ class ApiClient:
             self.share_budget(parallelism)
         self.calls = 0
         self._calls_lock = threading.Lock()
-        retry = JitterRetry(
-            total=max_retries,
-            connect=max_retries,
-            read=max_retries,
-            status=max_retries,
-            other=0,
-            redirect=0,
-            allowed_methods=ALL_METHODS,
-            status_forcelist=RETRY_STATUSES,
-            backoff_factor=backoff_factor,
-            backoff_max=backoff_max,
-            retry_after_max=retry_after_max,
-            respect_retry_after_header=True,
-            raise_on_status=False,
-            counter=self.retries,
-        )
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=pool_size, pool_maxsize=pool_size)
-        session = requests.Session()
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
+        sessions = []
+        for idempotent in (True, False):
+            retry = retry_policy(idempotent=idempotent, max_retries=max_retries, backoff_factor=backoff_factor,
+                                 backoff_max=backoff_max, retry_after_max=retry_after_max, counter=self.retries)
+            adapter = HTTPAdapter(max_retries=retry, pool_connections=pool_size, pool_maxsize=pool_size)
+            session = requests.Session()
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            sessions.append(session)
+        # `session` is the client's own (callers may set headers on it) and retries idempotent
+        # calls; `_writes` retries only what the tenant certainly did not act on.
+        session, self._writes = sessions
         session.headers.update(
             {
                 "Authorization": f"Bearer {api_key}",
@@ -135,12 +150,21 @@ class ApiClient:
 
     def share_budget(self, limit: int) -> None:
         """From now on every call takes a slot of one budget of ``limit`` concurrent requests,
-        which halves when the tenant throttles and grows back slowly."""
+        which waits out Retry-After, halves at most once per round of throttled answers and
+        grows back by one per round of calm ones."""
         self.budget = RequestBudget(limit)
         self.retries.budget = self.budget
 
     def close(self) -> None:
         self.session.close()
+        self._writes.close()
+
+    def _session_for(self, idempotent: bool) -> requests.Session:
+        if idempotent:
+            return self.session
+        for name in _SHARED_SETTINGS:
+            setattr(self._writes, name, getattr(self.session, name))
+        return self._writes
 
     def __enter__(self) -> "ApiClient":
         return self
@@ -150,8 +174,19 @@ class ApiClient:
 
     # -- transport ------------------------------------------------------------------------------
 
-    def call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None) -> Any:
-        """One logical API call (retried underneath). Returns the parsed JSON answer, None if empty."""
+    def call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None,
+             idempotent: bool | None = None) -> Any:
+        """One logical API call (retried underneath). Returns the parsed JSON answer, None if empty.
+
+        ``idempotent``: whether sending the call twice does no more than sending it once; None
+        means by method (GET, PUT, DELETE, HEAD, OPTIONS are). A call that is not idempotent
+        is retried only when the tenant certainly did not act on it; when it may have, the
+        ``ApiError`` raised has ``outcome_unknown`` set.
+        """
+        method = method.upper()
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS
+        session = self._session_for(idempotent)
         url = join_url(self.base_url, path)
         query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
         headers = {"X-Atlan-Request-Id": str(uuid.uuid4())}
@@ -164,16 +199,20 @@ class ApiClient:
                       redact_headers({**self.session.headers, **headers}), f"{len(data)} bytes" if data else "none")
         if self.budget is not None:
             self.budget.acquire()
+        response: requests.Response | None = None
         try:
-            response = self.session.request(method, url, params=query, data=data, headers=headers, timeout=self.timeout)
+            response = session.request(method, url, params=query, data=data, headers=headers, timeout=self.timeout)
         except requests.exceptions.RequestException as exc:
-            raise ApiConnectionError(transport_message(exc), status=None, method=method, url=url) from exc
+            unknown = not idempotent and not never_sent(exc)
+            raise ApiConnectionError(transport_message(exc, idempotent=idempotent), status=None, method=method,
+                                     url=url, outcome_unknown=unknown) from exc
         finally:
             if self.budget is not None:
-                self.budget.release()
+                self.budget.release(success=response is not None and response.status_code != 429)
         LOG.debug("<-- %s %s %d in %.0f ms", method, url, response.status_code, (time.monotonic() - started) * 1000)
         if not 200 <= response.status_code < 300:
-            raise api_error(response, method, url)
+            raise api_error(response, method, url,
+                            outcome_unknown=not idempotent and answer_may_follow_action(response))
         if not response.content or not response.content.strip():
             return None
         try:
@@ -230,6 +269,14 @@ class ApiClient:
                    schedule: dict[str, str] | None = None, run: bool = False) -> CreatedApp:
         """Create a workflow, or adopt the existing one when the name is taken (409).
 
+        The only write the client repeats itself: when the answer is lost after the POST may
+        have reached the tenant (``outcome_unknown``), the same create is sent again, up to
+        ``CREATE_APP_RESENDS`` times. That is safe because names are unique: if the lost
+        attempt did create the workflow, the re-send answers 409 with its slug, which is
+        adopted (``adopted=True``, ``resends`` > 0; a run or schedule the lost attempt made
+        is then not reported). Each re-send counts in ``retries``. After the last re-send, an
+        unknown outcome is raised.
+
         ``run`` is always sent: the server would submit a run when it is omitted.
         """
         body: dict[str, Any] = {"app_id": app_id, "name": name, "inputs": inputs, "run": run}
@@ -237,21 +284,31 @@ class ApiClient:
             body["entrypoint"] = entrypoint
         if schedule is not None:
             body["schedule"] = schedule
-        try:
-            answer = self.call("POST", "v1/app", body=body)
-        except ConflictError as conflict:
-            return self._adopt(name, conflict)
-        return CreatedApp(slug=answer["slug"], version=answer.get("version"), run_id=answer.get("run_id"),
-                          schedule_trigger_id=answer.get("schedule_trigger_id"))
+        for attempt in range(CREATE_APP_RESENDS + 1):
+            try:
+                answer = self.call("POST", "v1/app", body=body)
+            except ConflictError as conflict:
+                return self._adopt(name, conflict, resends=attempt)
+            except ApiError as lost:
+                if not lost.outcome_unknown or attempt == CREATE_APP_RESENDS:
+                    raise
+                reason = str(lost.status) if lost.status is not None else "read"
+                LOG.info("the answer to creating workflow %r was lost (%s); sending it again", name, reason)
+                self.retries.add(reason)
+                continue
+            return CreatedApp(slug=answer["slug"], version=answer.get("version"), run_id=answer.get("run_id"),
+                              schedule_trigger_id=answer.get("schedule_trigger_id"), resends=attempt)
+        raise AssertionError("unreachable")
 
-    def _adopt(self, name: str, conflict: ConflictError) -> CreatedApp:
+    def _adopt(self, name: str, conflict: ConflictError, *, resends: int = 0) -> CreatedApp:
         body = conflict.body if isinstance(conflict.body, dict) else {}
         if isinstance(body.get("slug"), str) and body["slug"]:
             LOG.info("workflow %r already exists; adopting slug %s", name, body["slug"])
-            return CreatedApp(slug=body["slug"], version=body.get("version"), adopted=True)
+            return CreatedApp(slug=body["slug"], version=body.get("version"), adopted=True, resends=resends)
         existing = [w for w in self.list_apps(name=name) if w.get("slug")]
         if len(existing) == 1:
-            return CreatedApp(slug=existing[0]["slug"], version=existing[0].get("version"), adopted=True)
+            return CreatedApp(slug=existing[0]["slug"], version=existing[0].get("version"), adopted=True,
+                              resends=resends)
         slugs = ", ".join(w["slug"] for w in existing) or ", ".join(body.get("slugs") or [])
         raise ConflictError(
             f"{len(existing) or 'several'} workflows are named {name!r} ({slugs}); cannot tell which one to manage",
@@ -281,7 +338,7 @@ class ApiClient:
         return self.call("GET", f"v1/app/runs/{run_id}")
 
     def cancel_run(self, run_id: str) -> dict[str, Any]:
-        return self.call("POST", f"v1/app/runs/{run_id}/cancel")
+        return self.call("POST", f"v1/app/runs/{run_id}/cancel", idempotent=True)
 
     def add_schedule(self, slug: str, cron: str, timezone: str | None) -> dict[str, Any]:
         # The server rejects a null timezone; UTC is its documented default.
@@ -305,13 +362,14 @@ class ApiClient:
 
     def test_credential(self, credential: dict[str, Any]) -> dict[str, Any]:
         """The server's verdict; ``credential_test_passed`` reads it."""
-        return self.call("POST", "credentials/test", body=credential)
+        return self.call("POST", "credentials/test", body=credential, idempotent=True)
 
     def update_credential(self, guid: str, credential: dict[str, Any]) -> dict[str, Any]:
-        return self.call("POST", f"credentials/{guid}", body={**credential, "id": guid})
+        """Replace the credential with this guid as a whole (so sending it twice is harmless)."""
+        return self.call("POST", f"credentials/{guid}", body={**credential, "id": guid}, idempotent=True)
 
     def archive_credential(self, guid: str) -> Any:
-        return self.call("POST", f"credentials/{guid}/archive")
+        return self.call("POST", f"credentials/{guid}/archive", idempotent=True)
 
     def list_roles(self, filter: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:  # noqa: A002
         params = {"filter": json.dumps(dict(filter)), "count": True} if filter else {"count": True}
@@ -327,7 +385,7 @@ class ApiClient:
         while True:
             body = {"from": start, "size": page_size, "track_total_hits": True, "query": query,
                     "sort": sort if sort is not None else []}
-            answer = self.call("POST", path, body=body) or {}
+            answer = self.call("POST", path, body=body, idempotent=True) or {}  # a query: a read
             hits = (answer.get("hits") or {}).get("hits") or []
             yield from hits
             total = ((answer.get("hits") or {}).get("total") or {}).get("value")
@@ -350,17 +408,17 @@ class ApiClient:
 
     def update_template(self, source: dict[str, Any]) -> dict[str, Any]:
         """Replace a template with the whole document (metadata + spec), as the SDK does."""
-        return self.call("POST", f"workflows/{source['metadata']['name']}", body=source)
+        return self.call("POST", f"workflows/{source['metadata']['name']}", body=source, idempotent=True)
 
     def rerun_template(self, name: str) -> dict[str, Any]:
         body = {"namespace": "default", "resourceKind": "WorkflowTemplate", "resourceName": name}
         return self.call("POST", "workflows/submit", body=body)
 
     def stop_workflow_run(self, run_name: str) -> dict[str, Any]:
-        return self.call("POST", f"runs/{run_name}/stop")
+        return self.call("POST", f"runs/{run_name}/stop", idempotent=True)
 
     def archive_template(self, name: str) -> Any:
-        return self.call("POST", f"workflows/{name}/archive")
+        return self.call("POST", f"workflows/{name}/archive", idempotent=True)
 
     def get_template_cron(self, name: str) -> dict[str, Any]:
         return self.call("GET", f"runs/cron/{name}-cron")

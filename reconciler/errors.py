@@ -83,6 +83,10 @@ class ApiError(ReconcilerError):
 
     Carries the HTTP status (``None`` when no answer came), the method and URL of the call, the
     server's own message and error code, and any field-level errors it listed.
+
+    ``outcome_unknown``: the request was not idempotent and failed after it may have reached the
+    tenant (no answer after sending, or a 5xx), so the tenant may have performed it; it was not
+    repeated. The caller must find out (look the object up) before sending it again.
     """
 
     def __init__(
@@ -96,6 +100,7 @@ class ApiError(ReconcilerError):
         field_errors: tuple[FieldError, ...] = (),
         body: Any = None,
         hint: str | None = None,
+        outcome_unknown: bool = False,
     ) -> None:
         self.status = status
         self.method = method
@@ -104,9 +109,16 @@ class ApiError(ReconcilerError):
         self.code = code
         self.field_errors = tuple(field_errors)
         self.body = body
+        self.outcome_unknown = outcome_unknown
         where = f"{method} {url}"
         prefix = f"HTTP {status}" if status is not None else "no answer"
-        super().__init__(f"{prefix} from {where}: {message}", hint=hint)
+        summary = f"{prefix} from {where}: {message}"
+        if outcome_unknown:
+            summary += "; the tenant may have acted on it"
+            if hint is None:
+                hint = ("It was not sent again, so that it is never done twice; "
+                        "run `reconciler plan` to see whether it took effect.")
+        super().__init__(summary, hint=hint)
 
 
 class AuthenticationError(ApiError):

@@ -1,17 +1,40 @@
-"""HTTP transport of the API client: URL joining, the retry policy, the shared request budget
-and the mapping of error answers to typed exceptions. No endpoint knowledge lives here.
+"""HTTP transport of the API client: URL joining, the two retry policies, the shared request
+budget and the mapping of error answers to typed exceptions. No endpoint knowledge lives here.
+
+**Retry policy.** A request is repeated only when repeating it cannot do anything twice:
+
+- every request, idempotent or not, is retried after a connect error (connection refused,
+  connect timeout: nothing reached the tenant), a 429, and a 503 that carries Retry-After
+  (the tenant says it did nothing and when to come back);
+- idempotent requests (``IDEMPOTENT_METHODS``, and POSTs the caller marks idempotent) are also
+  retried after a 500, 502, 504, a 503 without Retry-After, a read timeout and a connection
+  dropped after the request was sent.
+
+A non-idempotent request that ends in one of the second group is **not** repeated: the tenant
+may have acted on it (``drop-after`` in the sandbox: handled, then the connection closed), and
+the error says so with ``outcome_unknown``; the caller decides (look the object up, adopt it, or
+record an intent). ``retry_policy`` builds the urllib3 ``Retry`` for either case; urllib3 does
+the work (full-jitter backoff, Retry-After honoured and capped).
+
+**Request budget.** One budget of concurrent requests for a whole run that follows Retry-After:
+see ``RequestBudget``.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import math
 import random
 import threading
-from typing import Any, Mapping
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 from urllib.parse import urljoin
 
 import requests
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
 from reconciler.errors import ApiError, FieldError, api_error_class
@@ -19,8 +42,12 @@ from reconciler.errors import ApiError, FieldError, api_error_class
 LOG = logging.getLogger("reconciler.http")
 
 API_PREFIX = "api/service/"
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
-ALL_METHODS = frozenset({"HEAD", "GET", "OPTIONS", "POST", "PUT", "DELETE", "PATCH"})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# Answers after which the tenant certainly did nothing: retried for every method (503 only with
+# Retry-After, see JitterRetry.RETRY_AFTER_STATUS_CODES).
+THROTTLE_STATUSES = frozenset({429})
+# Answers retried only when repeating the request is harmless.
+IDEMPOTENT_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 def join_url(base_url: str, path: str) -> str:
@@ -36,57 +63,127 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: ("Bearer ***" if k.lower() == "authorization" else v) for k, v in headers.items()}
 
 
-class RequestBudget:
-    """One budget of concurrent requests shared by every thread of a run.
+@dataclass(frozen=True)
+class Slot:
+    """One request's place in the budget: ``epoch`` is the number of decreases before it started."""
 
-    It starts at ``limit`` requests in flight, halves when the tenant throttles (429) and grows
-    back by one after a run of unthrottled answers: additive increase, multiplicative decrease.
+    epoch: int
+
+
+class RequestBudget:
+    """One budget of concurrent requests shared by every thread of a run, that follows Retry-After.
+
+    - A 429 or 503 with Retry-After sets a shared *not before* time: no new request starts until
+      the clock passes it. Requests already in flight are not held (urllib3 makes the throttled
+      one wait by itself).
+    - ``allowed`` halves on a 429, at most once per round: only a 429 from a request that started
+      after the last decrease, outside the current Retry-After window, and after a full round of
+      ``allowed`` answers since the last change counts. The 429s of one storm therefore cost one
+      halving per round, not one each.
+    - ``allowed`` grows by one after ``allowed`` successful releases (answered, not throttled)
+      since the last change, consecutive or not.
+
+    Between two changes a whole round of answers comes back, so each level is judged on its own
+    answers. A consequence worth knowing: while throttled requests still succeed after their
+    retries, every round earns its +1 before it can be halved, so sporadic 429s cost at most one
+    halving at the limit (the floor is ``limit // 2``); only throttling that outlasts the retries
+    drives it lower. The Retry-After pause, not the concurrency, is what paces the tenant.
+
+    Never below 1, never above ``limit``. ``clock`` (seconds, monotonic) is injectable for tests.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = max(1, limit)
         self.allowed = self.limit
         self.in_flight = 0
         self.lowest = self.limit
-        self._calm = 0
+        self.decreases = 0
+        self.not_before = -math.inf  # clock time before which no new request starts
+        self.clock = clock
+        # The starting level counts as judged: a storm from the first request halves at once.
+        self._answered = self.limit  # releases since the last change of `allowed`
+        self._successes = 0  # successful releases since the last change
         self._cond = threading.Condition()
+        self._local = threading.local()  # the Slot this thread holds, if any
 
-    def acquire(self) -> None:
+    def wait_time(self) -> float:
+        """Seconds until a new request may start: 0 now, ``math.inf`` until a slot is released."""
         with self._cond:
-            while self.in_flight >= self.allowed:
-                self._cond.wait()
-            self.in_flight += 1
+            return self._wait_locked()
 
-    def release(self) -> None:
+    def _wait_locked(self) -> float:
+        pause = self.not_before - self.clock()
+        if pause > 0:
+            return pause
+        return math.inf if self.in_flight >= self.allowed else 0.0
+
+    def acquire(self) -> Slot:
+        """Take a slot, waiting for a free one and for the Retry-After pause to end."""
+        with self._cond:
+            while (wait := self._wait_locked()) > 0:
+                self._cond.wait(None if wait == math.inf else wait)
+            self.in_flight += 1
+            slot = Slot(self.decreases)
+            self._local.slot = slot
+            return slot
+
+    def release(self, *, success: bool = True) -> None:
+        """Give the slot back; ``success``: the tenant answered without throttling."""
         with self._cond:
             self.in_flight -= 1
-            self._calm += 1
-            if self._calm >= 4 * self.allowed and self.allowed < self.limit:
-                self.allowed += 1
-                self._calm = 0
+            self._local.slot = None
+            self._answered += 1
+            if success:
+                self._successes += 1
+            if self._successes >= self.allowed and self.allowed < self.limit:
+                self._change(self.allowed + 1)
             self._cond.notify_all()
 
-    def throttled(self) -> None:
+    def throttled(self, retry_after: float | None = None, *, slot: Slot | None = None) -> None:
+        """The tenant answered 429 (to ``slot``, by default the one this thread holds)."""
         with self._cond:
-            self.allowed = max(1, self.allowed // 2)
-            self.lowest = min(self.lowest, self.allowed)
-            self._calm = 0
+            now = self.clock()
+            slot = slot or getattr(self._local, "slot", None)
+            started_after_decrease = slot is None or slot.epoch == self.decreases
+            if started_after_decrease and now >= self.not_before and self._answered >= self.allowed and self.allowed > 1:
+                self.decreases += 1
+                self._change(max(1, self.allowed // 2))
+                self.lowest = min(self.lowest, self.allowed)
+            self._pause_locked(now, retry_after)
+
+    def pause(self, retry_after: float) -> None:
+        """The tenant asked to come back after ``retry_after`` seconds (a 503 with Retry-After)."""
+        with self._cond:
+            self._pause_locked(self.clock(), retry_after)
+
+    def _pause_locked(self, now: float, retry_after: float | None) -> None:
+        if retry_after is not None and retry_after > 0:
+            self.not_before = max(self.not_before, now + retry_after)
+
+    def _change(self, allowed: int) -> None:
+        self.allowed = allowed
+        self._answered = 0
+        self._successes = 0
 
 
 class RetryCounter:
-    """Thread-safe tally of retries by reason ("429", "503", "connection", …); a 429 also
-    shrinks the shared request budget, when there is one."""
+    """Thread-safe tally of retries by reason ("429", "503", "connection", "read", …); a 429
+    shrinks the shared request budget, when there is one, and a Retry-After pauses it."""
 
     def __init__(self, budget: RequestBudget | None = None) -> None:
         self._lock = threading.Lock()
         self.by_reason: collections.Counter[str] = collections.Counter()
         self.budget = budget
 
-    def add(self, reason: str) -> None:
+    def add(self, reason: str, *, retry_after: float | None = None) -> None:
         with self._lock:
             self.by_reason[reason] += 1
-        if reason == "429" and self.budget is not None:
-            self.budget.throttled()
+        if self.budget is None:
+            return
+        if reason == "429":
+            self.budget.throttled(retry_after)
+        elif retry_after is not None:
+            self.budget.pause(retry_after)
 
     @property
     def total(self) -> int:
@@ -100,7 +197,11 @@ class RetryCounter:
 
 class JitterRetry(Retry):
     """urllib3's Retry with full-jitter backoff (uniform between 0 and the exponential cap) and a
-    counter of the retries it grants. Everything else (which errors, Retry-After) is urllib3's."""
+    counter of the retries it grants, which also hands the Retry-After of a 429 or 503 to the
+    request budget. Which errors and statuses are retried is set by ``retry_policy``."""
+
+    # Statuses retried for any method when they carry Retry-After (urllib3 also lists 413).
+    RETRY_AFTER_STATUS_CODES = frozenset({429, 503})
 
     def __init__(self, *args: Any, counter: RetryCounter | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -118,15 +219,72 @@ class JitterRetry(Retry):
 
     def increment(self, method: str | None = None, url: str | None = None, response: Any = None,
                   error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> "JitterRetry":
-        new = super().increment(method, url, response, error, _pool, _stacktrace)  # raises when exhausted
-        reason = str(response.status) if response is not None and response.status else "connection"
+        new = super().increment(method, url, response, error, _pool, _stacktrace)  # raises when not retried
+        retry_after = None
+        if response is not None and response.status:
+            reason = str(response.status)
+            if response.status in self.RETRY_AFTER_STATUS_CODES:
+                try:
+                    retry_after = self.get_retry_after(response)
+                except Urllib3Error:  # an unreadable Retry-After: back off as without one
+                    retry_after = None
+        elif error is not None and self._is_connection_error(error):
+            reason = "connection"
+        else:
+            reason = "read"
         if self.counter is not None:
-            self.counter.add(reason)
-        LOG.debug("retrying %s %s after %s (%d retries left)", method, url, reason, new.total)
+            self.counter.add(reason, retry_after=retry_after)
+        LOG.debug("retrying %s %s after %s (%s retries left)", method, url, reason, new.total)
         return new  # type: ignore[return-value]
 
 
-def api_error(response: requests.Response, method: str, url: str) -> ApiError:
+def retry_policy(*, idempotent: bool, max_retries: int, backoff_factor: float, backoff_max: float,
+                 retry_after_max: int, counter: RetryCounter | None) -> JitterRetry:
+    """The Retry of one adapter: the idempotent policy, or the write policy (see module docstring).
+
+    The method plays no part (``allowed_methods=None``): the client picks the adapter by whether
+    the call is idempotent, so a POST marked idempotent gets the idempotent policy.
+    """
+    return JitterRetry(
+        total=max_retries,
+        connect=max_retries,
+        # False: a read error (timeout, dropped connection after sending) is raised at once.
+        read=max_retries if idempotent else False,
+        status=max_retries,
+        other=0,
+        redirect=0,
+        allowed_methods=None,
+        status_forcelist=IDEMPOTENT_RETRY_STATUSES if idempotent else THROTTLE_STATUSES,
+        backoff_factor=backoff_factor,
+        backoff_max=backoff_max,
+        retry_after_max=retry_after_max,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        counter=counter,
+    )
+
+
+def answer_may_follow_action(response: requests.Response) -> bool:
+    """An error answer after which the tenant may have acted: a 5xx, except a 503 with Retry-After
+    (the tenant says it did nothing). Gateways answer 502/504 while the origin goes on working."""
+    if response.status_code < 500:
+        return False
+    return not (response.status_code == 503 and response.headers.get("Retry-After"))
+
+
+_PROBE = Retry(0)
+
+
+def never_sent(exc: requests.exceptions.RequestException) -> bool:
+    """True when the request certainly did not reach the tenant: a connect error (refused, timed
+    out), exactly the errors urllib3's Retry treats as connection errors."""
+    cause: Any = exc.args[0] if exc.args else None
+    if isinstance(cause, MaxRetryError):
+        cause = cause.reason
+    return isinstance(cause, Exception) and _PROBE._is_connection_error(cause)
+
+
+def api_error(response: requests.Response, method: str, url: str, *, outcome_unknown: bool = False) -> ApiError:
     try:
         body = response.json()
     except ValueError:
@@ -146,12 +304,17 @@ def api_error(response: requests.Response, method: str, url: str) -> ApiError:
         message = (response.text or response.reason or "").strip()[:500] or f"HTTP {response.status_code}"
     cls = api_error_class(response.status_code)
     return cls(str(message), status=response.status_code, method=method, url=url, code=code,
-               field_errors=tuple(field_errors), body=body)
+               field_errors=tuple(field_errors), body=body, outcome_unknown=outcome_unknown)
 
 
-def transport_message(exc: requests.exceptions.RequestException) -> str:
+def transport_message(exc: requests.exceptions.RequestException, *, idempotent: bool) -> str:
+    """What went wrong when no answer came (connect errors are retried for every request, read
+    errors only for idempotent ones)."""
+    if never_sent(exc):
+        return "could not connect to the tenant (connection refused or timed out, after retries)"
+    after = " (after retries)" if idempotent else ""
     if isinstance(exc, requests.exceptions.Timeout):
-        return "the tenant did not answer in time (after retries)"
+        return f"the tenant did not answer in time after the request was sent{after}"
     if isinstance(exc, requests.exceptions.ConnectionError):
-        return "could not reach the tenant (connection refused, reset or dropped, after retries)"
+        return f"the connection was closed after the request was sent{after}"
     return f"request failed: {exc.__class__.__name__}"

@@ -37,9 +37,10 @@ def state_of(folder: Path) -> dict[str, Any]:
 
 
 def records(folder: Path) -> dict[str, Any]:
-    [project] = state_of(folder)["projects"].values()
-    [tenant] = project["tenants"].values()
-    return tenant["resources"]
+    """The one project's records of the one tenant (none once every record is forgotten)."""
+    tenants = [t for p in state_of(folder)["projects"].values() for t in p["tenants"].values()]
+    assert len(tenants) <= 1
+    return tenants[0]["resources"] if tenants else {}
 
 
 def spawn_apply(sandbox: Sandbox, folder: Path, cwd: Path, *extra: str) -> subprocess.Popen[str]:
