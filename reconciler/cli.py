@@ -294,6 +294,7 @@ def _record_key(value: str) -> str:
 @_state_options
 def state_list(project_dir: str, base_url: str | None) -> None:
     """One line per recorded object, with its unverified intents."""
+    from reconciler import render
     from reconciler.state import describe_intent
     from reconciler.tenant import identity
 
@@ -305,16 +306,12 @@ def state_list(project_dir: str, base_url: str | None) -> None:
     for key, record in sorted(tenant.resources.items()):
         facts = [f"{name} {record[name]}" for name in ("slug", "guid", "template") if record.get(name)]
         if "schedules" in record:
-            facts.append(_plural_words(len(record["schedules"]), "schedule"))
+            facts.append(render.plural(len(record["schedules"]), "schedule"))
         if record.get("preventDestroy"):
             facts.append("preventDestroy")
         click.echo(f"{key}" + (f"  ({', '.join(facts)})" if facts else ""))
         for intent in record.get("intents") or []:
             click.echo(f"    unverified {intent.get('id')}: {describe_intent(intent)}")
-
-
-def _plural_words(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 @state.command("show")

@@ -16,7 +16,7 @@ DIAGNOSTICS_FORMAT_VERSION = 1
 PLUMBING_INPUTS = frozenset({"connection", "connection_qualified_name", "credential_guid", "credential", "agent_json"})
 
 
-def _plural(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
@@ -41,13 +41,13 @@ def diagnostics_text(diagnostics: Iterable[Diagnostic], *, files: int, documents
             lines.append(f"    hint: {d.hint}")
     errors = sum(d.is_error for d in items)
     warnings = len(items) - errors
-    scope = f"{_plural(documents, 'document')} in {_plural(files, 'file')}"
+    scope = f"{plural(documents, 'document')} in {plural(files, 'file')}"
     if errors:
-        lines.append(f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')} in {scope}.")
+        lines.append(f"{plural(errors, 'error')}, {plural(warnings, 'warning')} in {scope}.")
     else:
-        counted = ", ".join(f"{_plural(n, k)}" for k, n in sorted((kinds or {}).items()))
+        counted = ", ".join(f"{plural(n, k)}" for k, n in sorted((kinds or {}).items()))
         suffix = f" ({counted})" if counted else ""
-        lines.append(f"Valid: {scope}{suffix}{', ' + _plural(warnings, 'warning') if warnings else ''}.")
+        lines.append(f"Valid: {scope}{suffix}{', ' + plural(warnings, 'warning') if warnings else ''}.")
     return "\n".join(lines) + "\n"
 
 
@@ -156,11 +156,11 @@ def counts_line(counts: Mapping[str, int]) -> str:
         parts.append(f"{counts['replace']} to replace")
     parts.append(f"{counts.get('delete', 0)} to delete")
     if counts.get("run"):
-        parts.append(f"{_plural(counts['run'], 'run')} to submit")
+        parts.append(f"{plural(counts['run'], 'run')} to submit")
     line = ", ".join(parts)
     candidates = counts.get("delete_candidates", 0)
     if candidates:
-        line += f" ({_plural(candidates, 'delete candidate')} need{'s' if candidates == 1 else ''} --prune)"
+        line += f" ({plural(candidates, 'delete candidate')} need{'s' if candidates == 1 else ''} --prune)"
     return line
 
 
@@ -243,9 +243,9 @@ def _untouched(plan: Any, *, verbose: bool) -> list[str]:
     out = []
     unchanged = sum(c.action.value == "no-op" for c in plan.changes)
     if unchanged and not verbose:
-        out.append(f"{_plural(unchanged, 'object')} unchanged.")
+        out.append(f"{plural(unchanged, 'object')} unchanged.")
     if plan.unmanaged:
-        listed = ", ".join(_plural(n, k) for k, n in sorted(plan.unmanaged.items()))
+        listed = ", ".join(plural(n, k) for k, n in sorted(plan.unmanaged.items()))
         out.append(f"Not managed by these manifests, left alone: {listed}.")
     return out
 
@@ -347,7 +347,7 @@ def _report_counts(report: Any) -> str:
     if applied.get("replace"):
         parts.append(f"{applied['replace']} replaced")
     if applied.get("run"):
-        parts.append(f"{_plural(applied['run'], 'run')} submitted")
+        parts.append(f"{plural(applied['run'], 'run')} submitted")
     failed = sum(o.status.value == "failed" for o in report.outcomes)
     skipped = sum(o.status.value == "skipped" for o in report.outcomes)
     parts += [f"{failed} failed", f"{skipped} skipped"]
@@ -356,7 +356,7 @@ def _report_counts(report: Any) -> str:
         parts.append(f"{unverified} unverified")
     waiting = sum(o.status.value == "not-applied" for o in report.outcomes)
     if waiting:
-        parts.append(f"{_plural(waiting, 'delete')} not applied (needs --prune)")
+        parts.append(f"{plural(waiting, 'delete')} not applied (needs --prune)")
     return ", ".join(parts)
 
 
@@ -365,7 +365,7 @@ def _retries(report: Any) -> str:
     if not total:
         return "no retries"
     detail = ", ".join(f"{n}×{reason}" for reason, n in sorted(report.retries.items()))
-    return f"{_plural(total, 'retry')} ({detail})".replace("retrys", "retries")
+    return f"{plural(total, 'retry')} ({detail})".replace("retrys", "retries")
 
 
 def outcome_line(o: Any) -> str:

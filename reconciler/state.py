@@ -9,7 +9,9 @@ hidden trigger.
 
 Several projects may share one file; each reads and writes only its own records (keyed by the
 project folder's path relative to the state file). It holds no secret and is meant to be
-committed. Writes are atomic (temp file + fsync + rename) and happen after every change.
+committed. Writes are atomic (temp file + fsync + rename) and happen after every change; a
+command that writes holds the state lock (``lock.state_lock``) from load to last write, so the
+other projects' entries it writes back are the ones it loaded.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ class StateFile:
             raise ReconcilerError(f"state file {path} is not a format-{STATE_FORMAT} reconciler state file",
                                   hint="Point stateFile in reconciler.yaml at the right file, or move this one aside.")
         projects = dict(data.get("projects") or {})
-        mine = projects.pop(project, None) or {}
+        mine = projects.pop(project, {})
         if not isinstance(mine, dict):
             raise _malformed(path, f"the entry of project {project!r} is not a mapping")
         state.tenants = _tenants(path, mine.get("tenants"))

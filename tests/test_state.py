@@ -1,0 +1,79 @@
+"""The state file on its own: projects kept apart, old files migrated, malformed files refused
+with where they are wrong, and intents settled."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import ReconcilerError
+from reconciler.state import StateFile, project_key, resolve_intent
+
+TENANT = "https://acme.atlan.com/"
+
+
+def test_each_project_reads_and_writes_only_its_own_records(tmp_path: Path) -> None:
+    path = tmp_path / "shared.json"
+    a = StateFile.load(path, project_key(tmp_path / "team-a", path), "same-name")
+    a.put(TENANT, "App/a", {"slug": "a-1"})
+    b = StateFile.load(path, project_key(tmp_path / "team-b", path), "same-name")
+    assert b.tenant(TENANT).resources == {}  # a's records are not b's
+    b.put(TENANT, "App/b", {"slug": "b-1"})
+    # Writers hold the state lock from load to last write, so the next one loads what b wrote.
+    a = StateFile.load(path, project_key(tmp_path / "team-a", path), "same-name")
+    a.put(TENANT, "App/a2", {"slug": "a-2"})
+    data = json.loads(path.read_text())
+    assert sorted(data["projects"]) == ["team-a", "team-b"]
+    assert sorted(data["projects"]["team-a"]["tenants"][TENANT]["resources"]) == ["App/a", "App/a2"]
+    assert sorted(data["projects"]["team-b"]["tenants"][TENANT]["resources"]) == ["App/b"]
+    assert data["projects"]["team-a"]["name"] == data["projects"]["team-b"]["name"] == "same-name"
+
+
+def test_a_format_1_file_is_read_as_this_projects_and_rewritten(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"format": 1, "tenants": {TENANT: {"resources": {"App/x": {"slug": "x-1"}}}}}))
+    state = StateFile.load(path, ".", "p")
+    assert state.migrated and state.tenant(TENANT).get("App/x") == {"slug": "x-1"}
+    state.save()
+    assert json.loads(path.read_text())["projects"]["."]["tenants"][TENANT]["resources"]["App/x"] == {"slug": "x-1"}
+
+
+@pytest.mark.parametrize("content, where", [
+    ("{not json", "cannot be read"),
+    (json.dumps({"format": 9}), "is not a format-2"),
+    (json.dumps({"format": 2, "projects": []}), "is not a format-2"),
+    (json.dumps({"format": 2, "projects": {".": []}}), "the entry of project '.' is not a mapping"),
+    (json.dumps({"format": 2, "projects": {".": {"tenants": {TENANT: {"resources": []}}}}}), "are not a mapping"),
+    (json.dumps({"format": 2, "projects": {".": {"tenants": {TENANT: {"resources": {"App/x": 3}}}}}}),
+     "the record of App/x is not a mapping"),
+    (json.dumps({"format": 2, "projects": {".": {"tenants": {TENANT: {"resources": {"nokind": {}}}}}}}),
+     "record key 'nokind' is not KIND/NAME"),
+])
+def test_a_malformed_state_file_is_refused_saying_where(tmp_path: Path, content: str, where: str) -> None:
+    path = tmp_path / "state.json"
+    path.write_text(content)
+    with pytest.raises(ReconcilerError, match=where) as caught:
+        StateFile.load(path, ".")
+    assert str(path) in str(caught.value) and caught.value.hint
+    assert path.read_text() == content  # left as it was
+
+
+def test_resolve_intent_names_what_it_settles(tmp_path: Path) -> None:
+    state = StateFile(tmp_path / "s.json")
+    tenant = state.tenant(TENANT)
+    intents = [{"id": "i1", "action": "schedule", "cron": "0 1 * * *", "timezone": "UTC", "version": 3, "at": "t"},
+               {"id": "i2", "action": "run", "at": "t"}]
+    tenant.resources["App/x"] = {"slug": "x-1", "schedules": [], "intents": intents}
+    with pytest.raises(ReconcilerError, match="has 2 unverified intents: i1 .*, i2"):
+        resolve_intent(tenant, "App/x", intent_id=None, attached=None)
+    with pytest.raises(ReconcilerError, match="is a run, not a schedule"):
+        resolve_intent(tenant, "App/x", intent_id="i2", attached="t-9")
+    done = resolve_intent(tenant, "App/x", intent_id="i1", attached="t-9")
+    assert done == "App/x: schedule '0 1 * * *' (UTC) of t recorded as attached (trigger t-9)"
+    assert tenant.get("App/x")["schedules"] == [{"trigger_id": "t-9", "cron": "0 1 * * *", "timezone": "UTC", "version": 3}]
+    assert resolve_intent(tenant, "App/x", intent_id=None, attached=None) == "App/x: run of t recorded as absent"
+    assert "intents" not in tenant.get("App/x")
+    with pytest.raises(ReconcilerError, match="has no unverified intent"):
+        resolve_intent(tenant, "App/x", intent_id=None, attached=None)
