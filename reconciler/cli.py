@@ -18,18 +18,55 @@ from reconciler.exitcodes import ExitCode
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reconciler")
-@click.option("--debug", is_flag=True, help="Log every HTTP request (Authorization redacted) and show tracebacks.")
+@click.option("--debug", is_flag=True,
+              help="Log every HTTP request (Authorization redacted) and show tracebacks; accepted anywhere on the line.")
+@click.option("--color", "color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="Colour the plan; auto: only on a terminal, and never with NO_COLOR set or TERM=dumb.")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, color: str) -> None:
     """Declarative GitOps reconciler for Atlan tenants."""
+    import os
+
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    ctx.obj["color"] = color == "always" or (color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+                                             and os.environ.get("TERM") != "dumb")
     if debug:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
         logging.getLogger("urllib3").setLevel(logging.INFO)
     else:
         # Retries are counted and reported by the tool itself; urllib3's per-retry warnings are noise.
+        # What the tool itself warns about (a tenant it cannot reach yet) goes to stderr as is.
         logging.getLogger("urllib3").setLevel(logging.ERROR)
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logging.getLogger("reconciler").addHandler(handler)
+        logging.getLogger("reconciler").setLevel(logging.WARNING)
+
+
+def _color() -> bool:
+    return bool((click.get_current_context().find_root().obj or {}).get("color"))
+
+
+def _interactive() -> bool:
+    """A person at a terminal can answer (stdin may be closed, or not a terminal, in CI)."""
+    return sys.stdin is not None and not sys.stdin.closed and sys.stdin.isatty()
+
+
+def _refuse_invalid(exc: Any, fmt: str) -> None:
+    """Show why the manifests were refused, in the format asked for, exactly as validate does:
+    a pull-request job posting the markdown or reading the JSON must see where the problems are."""
+    from reconciler import render
+
+    if fmt == "json":
+        click.echo(render.diagnostics_json(exc.diagnostics, files=len({d.file for d in exc.diagnostics}),
+                                           documents=0, status="error"), nl=False)
+    elif fmt == "markdown":
+        text = render.diagnostics_markdown(exc.diagnostics)
+        click.echo(text, nl=False)
+        _step_summary(text)
+    if fmt != "json":
+        click.echo("".join(render.diagnostic_block(d) for d in exc.diagnostics), nl=False, err=True)
 
 
 def _tenant_options(command: Any) -> Any:
@@ -114,10 +151,12 @@ def _step_summary(markdown: str) -> None:
     """Append to the GitHub Actions job summary, when running there."""
     import os
 
+    from reconciler.mask import mask
+
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(markdown.rstrip("\n") + "\n")
+            fh.write(mask(markdown.rstrip("\n")) + "\n")
 
 
 def _parse_targets(values: tuple[str, ...]) -> tuple[Any, ...]:
@@ -158,11 +197,17 @@ def plan(paths: tuple[str, ...], out: str | None, fmt: str, targets: tuple[str, 
     from reconciler.files import write_text_atomic
     from reconciler.tenant import connect
 
+    from reconciler.errors import ManifestError
+
     chosen = _parse_targets(targets)
-    with connect(base_url, api_key_env) as tenant:
-        result = make_plan(paths, tenant.client, api_key=tenant.api_key, var_files=var_files,
-                           allow_missing_secrets=allow_missing_secrets, prune=prune, targets=chosen,
-                           parallelism=parallelism, tenant_id=tenant.identity, adopt_schedules=adopt_schedules)
+    try:
+        with connect(base_url, api_key_env) as tenant:
+            result = make_plan(paths, tenant.client, api_key=tenant.api_key, var_files=var_files,
+                               allow_missing_secrets=allow_missing_secrets, prune=prune, targets=chosen,
+                               parallelism=parallelism, tenant_id=tenant.identity, adopt_schedules=adopt_schedules)
+    except ManifestError as exc:
+        _refuse_invalid(exc, fmt)
+        raise
     the_plan = result.plan
     if out:
         write_text_atomic(Path(out), signed_plan_json(the_plan, tenant.api_key))
@@ -172,7 +217,7 @@ def plan(paths: tuple[str, ...], out: str | None, fmt: str, targets: tuple[str, 
         parts = render.plan_markdown(the_plan)
         click.echo("\n<!-- reconciler: next part -->\n".join(parts), nl=False)
     else:
-        click.echo(render.plan_text(the_plan, color=sys.stdout.isatty(), verbose=verbose), nl=False)
+        click.echo(render.plan_text(the_plan, color=_color(), verbose=verbose), nl=False)
     _step_summary("\n".join(render.plan_markdown(the_plan)))
     if the_plan.errors:
         raise ReconcilerError(f"the plan has {len(the_plan.errors)} error(s); those objects are left out",
@@ -219,25 +264,31 @@ def apply(paths: tuple[str, ...], auto_approve: bool, prune: bool, max_deletes: 
 
     def review(the_plan: Any) -> None:
         if fmt == "text":
-            click.echo(render.plan_text(the_plan, color=sys.stdout.isatty()), nl=False)
+            click.echo(render.plan_text(the_plan, color=_color()), nl=False)
         if the_plan.has_changes and not auto_approve and not saved:  # a saved plan was reviewed when it was made
-            if not sys.stdin.isatty():
+            if not _interactive():
                 raise ReconcilerError("refusing to apply without --auto-approve: there is no terminal to ask",
                                       hint="Review the plan above, then re-run with --auto-approve (or apply a saved plan file).")
             click.confirm("Apply these changes?", abort=True, err=True)
 
+    from reconciler.errors import ManifestError
+
     with connect(base_url, api_key_env) as tenant:
         client = tenant.client
-        the_plan, report = run_apply(paths, client, api_key=tenant.api_key, api_key_env=api_key_env,
+        try:
+            the_plan, report = run_apply(paths, client, api_key=tenant.api_key, api_key_env=api_key_env,
                                      tenant_id=tenant.identity, saved_plan=saved, var_files=var_files, prune=prune,
                                      allow_replace=allow_replace, adopt_schedules=adopt_schedules, max_deletes=max_deletes,
                                      max_plan_age=max_plan_age, parallelism=parallelism,
                                      lock_timeout=_lock_timeout(lock_timeout), review=review, progress=progress)
+        except ManifestError as exc:
+            _refuse_invalid(exc, fmt)
+            raise
         if wait:
             try:
                 wait_for_runs(client, report, wait_timeout, progress)
             except KeyboardInterrupt:
-                if sys.stdin.isatty() and click.confirm("\nCancel the runs still in flight?", default=False, err=True):
+                if _interactive() and click.confirm("\nCancel the runs still in flight?", default=False, err=True):
                     for run_id in cancel_runs(client, report):
                         progress(f"cancelled run {run_id}")
                 else:
@@ -443,11 +494,28 @@ def sandbox_serve(port: int, token: str, state_file: str, fault_kinds: str, **op
         click.echo("Sandbox stopped; state saved.", err=True)
 
 
+def _global_flags_first(args: list[str]) -> list[str]:
+    """``--debug`` is accepted anywhere (the error hint says "run again with --debug"): move it
+    before the subcommand, where click looks for it. Nothing after ``--`` is touched."""
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" not in args[:end]:
+        return args
+    return ["--debug", *(a for a in args[:end] if a != "--debug"), *args[end:]]
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI and turn every outcome into an exit code."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    """Entry point: run the CLI and turn every outcome into an exit code. Everything printed or
+    logged goes through the masking step (``mask``): no secret of the run reaches the output."""
+    from reconciler.mask import MaskingStream
+
+    if not isinstance(sys.stdout, MaskingStream) and sys.stdout is not None:
+        sys.stdout = MaskingStream(sys.stdout)
+    if not isinstance(sys.stderr, MaskingStream) and sys.stderr is not None:
+        sys.stderr = MaskingStream(sys.stderr)
+    args = _global_flags_first(list(argv if argv is not None else sys.argv[1:]))
+    debug = "--debug" in args
     try:
-        code = cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
+        code = cli.main(args=args, prog_name="reconciler", standalone_mode=False)
     except click.exceptions.Abort as exc:
         if isinstance(exc.__cause__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
             click.echo("Interrupted.", err=True)

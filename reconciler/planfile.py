@@ -21,6 +21,7 @@ from reconciler.fetch import Live, fetch
 from reconciler.model import Resource, ResourceKey
 from reconciler.plan import MAC_FIELD, Action, Plan, mac_matches, plan_mac
 from reconciler.files import shown_path
+from reconciler.mask import mask_data
 from reconciler.state import TenantState, fingerprint_key, records_of
 from reconciler.validate import Manifests, Project, validate
 
@@ -30,7 +31,7 @@ PLAN_CLOCK_SKEW = 300.0  # a plan "from the future" by more than this was not ma
 
 def signed_plan_json(plan: Plan, api_key: str) -> str:
     """The plan file: the plan's JSON with a MAC over it, so that apply takes it only as reviewed."""
-    data = plan.to_dict()
+    data = mask_data(plan.to_dict())  # masked before it is signed: the MAC covers what is written
     data[MAC_FIELD] = plan_mac(data, fingerprint_key(api_key))
     return json.dumps(data, indent=2) + "\n"
 

@@ -31,14 +31,28 @@ def diagnostic_line(d: Diagnostic) -> str:
     return f"{where}: {d.code} {severity}{d.message}{at}"
 
 
+def diagnostic_block(d: Diagnostic) -> str:
+    """One diagnostic and its hint, as ``validate`` prints it."""
+    return diagnostic_line(d) + "\n" + (f"    hint: {d.hint}\n" if d.hint else "")
+
+
+def diagnostics_markdown(diagnostics: Iterable[Diagnostic]) -> str:
+    """The problems that stopped a command, as a pull-request comment shows them."""
+    items = sorted(diagnostics)
+    errors = sum(d.is_error for d in items)
+    lines = [f"### reconciler: the manifests have {plural(errors, 'error')}; nothing was sent to the tenant", "",
+             "| | Where | Code | Problem |", "|---|---|---|---|"]
+    for d in items:
+        where = f"{d.file}:{d.line}:{d.column}" if d.file else ""
+        problem = (d.message + (f" (at `{d.path}`)" if d.path else "") + (f"<br>hint: {d.hint}" if d.hint else ""))
+        lines.append(f"| {'❌' if d.is_error else '⚠️'} | `{where}` | `{d.code}` | {problem.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
 def diagnostics_text(diagnostics: Iterable[Diagnostic], *, files: int, documents: int,
                      kinds: Mapping[str, int] | None = None) -> str:
     items = sorted(diagnostics)
-    lines = []
-    for d in items:
-        lines.append(diagnostic_line(d))
-        if d.hint:
-            lines.append(f"    hint: {d.hint}")
+    lines = [diagnostic_block(d).rstrip("\n") for d in items]
     errors = sum(d.is_error for d in items)
     warnings = len(items) - errors
     scope = f"{plural(documents, 'document')} in {plural(files, 'file')}"
@@ -51,11 +65,13 @@ def diagnostics_text(diagnostics: Iterable[Diagnostic], *, files: int, documents
     return "\n".join(lines) + "\n"
 
 
-def diagnostics_json(diagnostics: Iterable[Diagnostic], *, files: int, documents: int) -> str:
-    """Stable keys: format_version, valid, errors, warnings, files, documents, diagnostics[]."""
+def diagnostics_json(diagnostics: Iterable[Diagnostic], *, files: int, documents: int, status: str | None = None) -> str:
+    """Stable keys: format_version, valid, errors, warnings, files, documents, diagnostics[]; and
+    ``status: "error"`` when a command (plan, apply) refused the manifests."""
     items = sorted(diagnostics)
     errors = sum(d.is_error for d in items)
-    payload = {
+    payload: dict[str, Any] = {"status": status} if status else {}
+    payload |= {
         "format_version": DIAGNOSTICS_FORMAT_VERSION,
         "valid": errors == 0,
         "errors": errors,

@@ -10,7 +10,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import unquote, urlsplit, urlunsplit
 
+from reconciler import mask
 from reconciler.client import ApiClient
 from reconciler.errors import UsageError
 
@@ -31,9 +33,14 @@ class Tenant:
 
 
 def identity(base_url: str | None = None, state_dir: Path = Path(".reconciler")) -> str:
-    """What the state file calls the tenant a command would talk to, without calling it."""
+    """What the state file and plans call the tenant a command would talk to, without calling
+    it: its URL without user-info (which may hold a password)."""
     base_url = base_url or os.environ.get("ATLAN_BASE_URL")
-    return base_url.rstrip("/") + "/" if base_url else f"embedded-sandbox:{state_dir / 'sandbox.json'}"
+    if not base_url:
+        return f"embedded-sandbox:{state_dir / 'sandbox.json'}"
+    parts = urlsplit(base_url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=host)).rstrip("/") + "/"
 
 
 def _private_folder(folder: Path) -> None:
@@ -54,6 +61,8 @@ def connect(base_url: str | None = None, api_key_env: str = "ATLAN_API_KEY",
         if not api_key:
             raise UsageError(f"{api_key_env} is not set, so the tenant at {base_url} cannot be called",
                              hint=f"Export {api_key_env} with an API token of the tenant.")
+        parts = urlsplit(base_url)
+        mask.register(api_key, parts.password, unquote(parts.password or ""))
         with ApiClient(base_url, api_key) as client:
             yield Tenant(client, api_key, identity=identity(base_url))
         return

@@ -234,8 +234,38 @@ class JitterRetry(Retry):
             reason = "read"
         if self.counter is not None:
             self.counter.add(reason, retry_after=retry_after)
-        LOG.debug("retrying %s %s after %s (%s retries left)", method, url, reason, new.total)
+        if reason == "connection":
+            # Otherwise silent seconds: say what is being retried (on stderr, through the CLI's
+            # handler), once per attempt however many calls wait on the same tenant.
+            where = f"{_pool.scheme}://{_pool.host}:{_pool.port}" if _pool is not None else "the tenant"
+            _warn_once(f"cannot reach {where} ({_cause(error)}); trying again, attempt {len(new.history) + 1} "
+                       f"of {CONNECT_RETRIES + 1}")
+        else:
+            LOG.debug("retrying %s %s after %s (%s retries left)", method, url, reason, new.total)
         return new  # type: ignore[return-value]
+
+
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_once(message: str) -> None:
+    with _warned_lock:
+        if message in _warned:
+            return
+        _warned.add(message)
+    LOG.warning("%s", message)
+
+
+def _cause(error: Exception | None) -> str:
+    text = str(error or "")
+    for known in ("Connection refused", "Name or service not known", "timed out", "No route to host"):
+        if known.lower() in text.lower():
+            return known.lower()
+    return "no connection"
+
+
+CONNECT_RETRIES = 2
 
 
 def retry_policy(*, idempotent: bool, max_retries: int, backoff_factor: float, backoff_max: float,
@@ -247,7 +277,8 @@ def retry_policy(*, idempotent: bool, max_retries: int, backoff_factor: float, b
     """
     return JitterRetry(
         total=max_retries,
-        connect=max_retries,
+        # A tenant that refuses connections is seldom back in seconds: give up sooner than on 5xx.
+        connect=min(max_retries, CONNECT_RETRIES),
         # False: a read error (timeout, dropped connection after sending) is raised at once.
         read=max_retries if idempotent else False,
         status=max_retries,
