@@ -123,6 +123,7 @@ class Applier:
         self._not_applied: set[ResourceKey] = set()  # objects whose change failed or was skipped
         self.role_guids = {name: guid for guid, name in live.context.role_names.items()}
         self.credential_guids = {k.name: r.server.get("guid") for k, r in live.state.items() if k.kind == "Credential"}
+        self.runs_planned = {c.key for c in plan.changes if c.action is Action.RUN}
 
     # -- driver -----------------------------------------------------------------------------------
 
@@ -357,6 +358,11 @@ class Applier:
         if inputs.get("extraction_method") != "agent":
             inputs["credential_guid"] = ""
         inputs["connection"] = connection
+        if key in self.runs_planned:
+            # A run is owed once this change is made: remembered until it is submitted, so that a kill
+            # in between leaves the next plan a run to submit, not a silently forgotten one.
+            base = dict(record) if record or live is not None else {"schedules": []}  # as the write-ahead below
+            self._record(key, {**self._with_lifecycle(base, change), "runPending": True})
         if live is not None:
             slug = str(live.server["slug"])
             version = self.client.update_app(slug, inputs, entrypoint=entrypoint).get("version")
@@ -364,7 +370,7 @@ class Applier:
                                        live.server.get("schedules_source"))
         # Write-ahead: the record exists before the create, so that a kill right after it leaves an
         # app whose schedules are known (none yet) rather than unknown.
-        if not record:
+        if not self.tenant.get(key):
             self._record(key, self._with_lifecycle({"schedules": []}, change))
         try:
             created = self.client.create_app(str(after["appId"]), key.name, inputs, entrypoint=entrypoint, run=False)
@@ -514,6 +520,7 @@ class Applier:
         # Write-ahead, as for schedules: a submit whose answer is lost is never sent again.
         intent = _intent("run")
         self._add_intent(change.key, intent)
+        self._amend(change.key, runPending=None)  # from here on, the intent stands for the run
         try:
             run = self.client.submit_run(str(slug))
         except ServerError as exc:
@@ -521,11 +528,11 @@ class Applier:
                 self._settle_intent(change.key, intent["id"])
                 return Outcome(change, Status.APPLIED, f"a run is already in flight: {exc.server_message}")
             if not exc.outcome_unknown:
-                self._settle_intent(change.key, intent["id"])
+                self._settle_intent(change.key, intent["id"], runPending=True)
             raise
         except ApiError as exc:
             if not exc.outcome_unknown:
-                self._settle_intent(change.key, intent["id"])
+                self._settle_intent(change.key, intent["id"], runPending=True)
             raise
         self._settle_intent(change.key, intent["id"])
         return Outcome(change, Status.APPLIED, "", run_id=run.get("run_id"), run_status=run.get("status"))

@@ -10,6 +10,7 @@ import copy
 import datetime as dt
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from jsonschema import Draft202012Validator
@@ -52,8 +53,11 @@ def load_manifests(paths: Iterable[str], *, var_files: Iterable[str] = (), env: 
 
 
 def open_state(project: Project) -> StateFile:
-    """This project's view of its state file (other projects' records are kept, never read)."""
-    return StateFile.load(project.state_file, project_key(project.root, project.state_file), project.name)
+    """This project's view of its state file (other projects' records are kept, never read).
+    A state file reached through a link is the link's target: written in place, and locked and
+    keyed there, so that the projects sharing it through links share it for real."""
+    path = Path(os.path.realpath(project.state_file))
+    return StateFile.load(path, project_key(project.root, path), project.name)
 
 
 def make_plan(
@@ -89,7 +93,8 @@ def make_plan(
     if state.migrated:
         notes.append(Diagnostic(shown_path(state.path), 0, 0, "RC109", "the state file is in the old format, whose records "
                                 "have no project; they are read as this project's, and the next apply rewrites the file",
-                                severity="warning", hint="If several projects share this file, apply each once."))
+                                severity="warning", hint="If several projects share this file, move it aside instead "
+                                "(objects are found again by name): the first project to apply would take all its records."))
     # An object the tenant would reject is left out of the plan (its errors say why).
     rejected = {key for key, d in online if d.is_error}
     for target in unknown:
@@ -99,7 +104,7 @@ def make_plan(
         manifests.resources,
         live.state,
         live.context,
-        records=records_of(tenant),
+        records=records_of(tenant, state.recorded_by_others(tenant_id)),
         desired_fingerprints=desired_secret_fingerprints(manifests.resources, env, fingerprint_key(api_key)),
         ambiguous=live.ambiguous,
         excluded=rejected,
@@ -112,6 +117,7 @@ def make_plan(
         state_file=shown_path(manifests.project.state_file),
         project=shown_path(manifests.project.root),
         project_file=manifests.project.file or "",
+        project_name=manifests.project.name,
         adopt_schedules=adopt_schedules,
     )
     return PlanResult(plan=plan, manifests=manifests, live=live, state=state)
@@ -222,7 +228,7 @@ def apply(
     with state_lock(project.state_file, lock_timeout, notes=lock_notes):
         if saved_plan:
             state = open_state(project)
-            check_saved_plan(plan, state.tenant(tenant_id), project, manifests.resources, max_deletes=max_deletes,
+            check_saved_plan(plan, state, tenant_id, project, manifests.resources, max_deletes=max_deletes,
                              api_key_env=api_key_env)
             live = fetch_for_plan(client, plan, state.tenant(tenant_id), parallelism=workers)
         else:

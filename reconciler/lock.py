@@ -64,6 +64,7 @@ def state_lock(state_path: Path, timeout: float, *, notes: list[str] | None = No
     ``notes`` receives a sentence when the previous holder ended without releasing the lock
     (killed): what it was doing may be half done, which the state's intents record.
     """
+    state_path = Path(os.path.realpath(state_path))  # one lock for every link to one file
     folder = lock_path(state_path).parent
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / ".gitignore").exists():
@@ -76,8 +77,9 @@ def state_lock(state_path: Path, timeout: float, *, notes: list[str] | None = No
         waited = f" after waiting {timeout:g} s" if timeout > 0 else ""
         raise StateLockedError(
             f"the state file {state_path} is locked{waited} by another command: {describe_holder(holder)}",
-            hint="Another apply of this project is running; let it finish (apply from CI with a concurrency group), "
-                 "or pass --lock-timeout SECONDS to wait for it.") from None
+            hint="Another command writes this state file (an apply of this project, or of another project sharing "
+                 "the file); let it finish (apply from CI with a concurrency group), or pass --lock-timeout SECONDS "
+                 "to wait for it.") from None
     try:
         previous = _read_holder(state_path)
         if previous and notes is not None:

@@ -68,13 +68,15 @@ def mask(text: str) -> str:
 
 
 def mask_data(obj: Any) -> Any:
-    """A copy of JSON-like data with every string (keys included) masked."""
+    """A copy of JSON-like data with every string that *is* a secret replaced. Whole values only:
+    data is applied later (a plan file), and rewriting part of a value (``$admin`` when a username
+    is ``admin``) would change what is applied. Text for people is masked by ``mask``."""
     if not _forms:
         return obj
     if isinstance(obj, str):
-        return mask(obj)
+        return SENSITIVE if obj in _secrets else obj
     if isinstance(obj, dict):
-        return {mask(k) if isinstance(k, str) else k: mask_data(v) for k, v in obj.items()}
+        return {(SENSITIVE if k in _secrets else k): mask_data(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [mask_data(v) for v in obj]
     return obj

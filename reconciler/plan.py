@@ -112,6 +112,8 @@ class Plan:
     state_file: str = ""  # where apply records what it did
     project: str = ""  # the manifests folder the plan was made from (its reconciler.yaml rules apply)
     adopt_schedules: bool = False  # attach declared schedules even where the tenant's are unknown
+    project_name: str = ""  # metadata.name of reconciler.yaml
+    state_serial: str = ""  # digest of the project's records the plan was made from
     format_version: int = PLAN_FORMAT_VERSION
 
     def counts(self) -> dict[str, int]:
@@ -143,6 +145,8 @@ class Plan:
             "state_file": self.state_file,
             "project": self.project,
             "adopt_schedules": self.adopt_schedules,
+            "project_name": self.project_name,
+            "state_serial": self.state_serial,
             "diagnostics": [
                 {"code": d.code, "severity": d.severity, "message": d.message, "file": d.file, "line": d.line,
                  "column": d.column, "path": d.path, "hint": d.hint}
@@ -165,6 +169,8 @@ class Plan:
             state_file=data.get("state_file", ""),
             project=data.get("project", ""),
             adopt_schedules=bool(data.get("adopt_schedules", False)),
+            project_name=data.get("project_name", ""),
+            state_serial=data.get("state_serial", ""),
             diagnostics=tuple(
                 Diagnostic(d.get("file", ""), int(d.get("line", 0)), int(d.get("column", 0)), d["code"], d["message"],
                            d.get("path", ""), d.get("severity", "error"), d.get("hint", ""))
@@ -183,6 +189,11 @@ class Records:
     secret_fingerprints: Mapping[ResourceKey, str] = field(default_factory=dict)
     # Writes whose outcome is unknown (a schedule attached, a run submitted), until settled.
     intents: Mapping[ResourceKey, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
+    # Apps created with run.onCreate whose run was never submitted (the apply stopped first).
+    pending_runs: frozenset[ResourceKey] = frozenset()
+    # Objects other projects sharing the state file record: never this project's, prefix or not.
+    others: frozenset[ResourceKey] = frozenset()
+    serial: str = ""  # digest of the records, carried by the plan (see state.records_serial)
 
 
 def build_plan(
@@ -203,6 +214,7 @@ def build_plan(
     state_file: str = "",
     project: str = "",
     project_file: str = "",
+    project_name: str = "",
     adopt_schedules: bool = False,
 ) -> Plan:
     """Pair by identity (desired − live = create, live − desired = delete candidates, both =
@@ -246,11 +258,16 @@ def build_plan(
                 fingerprint = (desired_fingerprints or {}).get(key)
                 if not adopt_schedules:
                     want = _without_unknowable_schedules(want, have, spec, notes)
-                changes.extend(_compare(want, have, spec, ctx, records, fingerprint, notes))
+                compared = _compare(want, have, spec, ctx, records, fingerprint, notes)
+                if key in records.pending_runs and not any(c.action is Action.RUN for c in compared):
+                    compared.append(Change(Action.RUN, key, None, None, origin=want.origin,
+                                           reason="run.onCreate was never submitted: the apply that created it stopped"))
+                changes.extend(compared)
     created = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return Plan(changes=tuple(changes), tenant=tenant, created_at=created, prune=prune,
                 targets=tuple(str(t) for t in targets), unmanaged=unmanaged, diagnostics=tuple(sorted(notes)),
-                state_file=state_file, project=project, adopt_schedules=adopt_schedules)
+                state_file=state_file, project=project, adopt_schedules=adopt_schedules, project_name=project_name,
+                state_serial=records.serial)
 
 
 def _meaningful_prefixes(prefixes: tuple[str, ...], desired: State, live: State, records: Records, project_file: str,
@@ -329,7 +346,9 @@ def settings_of(want: Resource) -> dict[str, Any]:
 
 
 def _managed(key: ResourceKey, records: Records, owned_prefixes: tuple[str, ...]) -> bool:
-    return key in records.managed or any(key.name.startswith(p) for p in owned_prefixes)
+    if key in records.managed:
+        return True
+    return key not in records.others and any(key.name.startswith(p) for p in owned_prefixes)
 
 
 def _runs(want: Resource, when: str) -> bool:

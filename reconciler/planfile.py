@@ -22,7 +22,7 @@ from reconciler.model import Resource, ResourceKey
 from reconciler.plan import MAC_FIELD, Action, Plan, mac_matches, plan_mac
 from reconciler.files import shown_path
 from reconciler.mask import mask_data
-from reconciler.state import TenantState, fingerprint_key, records_of
+from reconciler.state import StateFile, TenantState, fingerprint_key, records_of
 from reconciler.validate import Manifests, Project, validate
 
 DEFAULT_MAX_PLAN_AGE = 24 * 3600.0
@@ -74,11 +74,17 @@ def read_saved_plan(path: str, *, api_key: str, tenant_id: str, max_age: float =
         raise ApplyError(f"the plan claims to be made at {plan.created_at}, in the future; nothing was applied",
                          hint="Plan again, review it, and apply the new plan.")
     manifests = validate([plan.project or "."], allow_missing_secrets=True)
-    project_errors = [d for d in manifests.errors if manifests.project.file and d.file == manifests.project.file]
-    if not plan.project or project_errors:
+    if not plan.project or manifests.errors:
+        first = manifests.errors[0] if manifests.errors else None
         raise ApplyError(f"the plan's project {plan.project!r} cannot be read here"
-                         + (f": {project_errors[0].message}" if project_errors else ""),
-                         hint="Apply from the folder the plan was made in (paths in the plan are relative to it).")
+                         + (f": {len(manifests.errors)} error(s), the first {first.file}:{first.line}: {first.message}"
+                            if first else ""),
+                         hint="Apply from the folder the plan was made in, with manifests that validate: every "
+                              "declared object must be seen before anything is deleted.")
+    if plan.project_name != manifests.project.name:
+        raise ApplyError(f"the plan was made for project {plan.project_name!r}, not {manifests.project.name!r} "
+                         f"({manifests.project.file or plan.project}); nothing was applied",
+                         hint="Apply each project's plan from the folder it was made in.")
     if not plan.state_file or os.path.abspath(plan.state_file) != os.path.abspath(manifests.project.state_file):
         raise ApplyError(f"the plan records to {plan.state_file!r}, which is not this project's state file "
                          f"({shown_path(manifests.project.state_file)}); nothing was applied",
@@ -86,23 +92,34 @@ def read_saved_plan(path: str, *, api_key: str, tenant_id: str, max_age: float =
     return plan, manifests
 
 
-def check_saved_plan(plan: Plan, tenant: TenantState, project: Project, declared: Iterable[ResourceKey], *,
-                     max_deletes: int, api_key_env: str = "ATLAN_API_KEY") -> None:
-    """Today's rules, whatever the file says: deletes only of this project's managed objects
-    that its manifests no longer declare, never of a recorded preventDestroy, only from a plan
-    made with --prune and within --max-deletes; every update and delete names the live object
-    it was computed from; no secret reference names the API key."""
-    records = records_of(tenant)
+def check_saved_plan(plan: Plan, state: StateFile, tenant_id: str, project: Project, declared: Iterable[ResourceKey],
+                     *, max_deletes: int, api_key_env: str = "ATLAN_API_KEY") -> None:
+    """Today's rules, whatever the file says: the records are the ones the plan was made from
+    (else it is stale); every object it creates or changes is declared by this project; deletes
+    only of this project's managed objects that its manifests no longer declare and no other
+    project records, never of a recorded preventDestroy, only from a plan made with --prune and
+    within --max-deletes; every update and delete names the live object it was computed from;
+    one change per object and action; no secret reference names the API key."""
+    records = records_of(state.tenant(tenant_id), state.recorded_by_others(tenant_id))
+    if plan.state_serial != records.serial:
+        raise PlanStaleError(["the state file's records changed since the plan (another apply or `reconciler state` "
+                              "ran), so what the plan says about schedules no longer holds"])
     declared = frozenset(declared)
     protected = {*PROTECTED_VARIABLES, api_key_env}
     problems = []
     deletes = 0
+    seen: set[tuple[Action, ResourceKey]] = set()
     for change in plan.changes:
+        if (change.action, change.key) in seen:
+            problems.append(f"{change.key}: a second {change.action.value}")
+        seen.add((change.action, change.key))
+        if change.action is not Action.DELETE and change.key not in declared:
+            problems.append(f"{change.key}: this project does not declare it")
         refs = (change.settings.get("secret_refs") or {}).values()
         if any(f"${{env:{name}}}" == ref for ref in refs for name in protected):
             problems.append(f"{change.key}: a secret reference names the API key or the fingerprint key")
         if change.action in (Action.UPDATE, Action.REPLACE, Action.DELETE) and not change.fingerprint:
-            problems.append(f"{change.key}: a {change.action.value} without the fingerprint of the live object")
+            problems.append(f"{change.key}: {change.action.value} without the fingerprint of the live object")
         if change.action is not Action.DELETE:
             if change.needs_prune:
                 problems.append(f"{change.key}: only a delete can wait for --prune")
@@ -111,7 +128,8 @@ def check_saved_plan(plan: Plan, tenant: TenantState, project: Project, declared
             problems.append(f"{change.key}: the delete does not match the plan's --prune setting")
         if change.key in records.prevent_destroy:
             problems.append(f"{change.key}: preventDestroy is recorded for it")
-        if change.key not in records.managed and not any(change.key.name.startswith(p) for p in project.owned_prefixes):
+        by_prefix = change.key not in records.others and any(change.key.name.startswith(p) for p in project.owned_prefixes)
+        if change.key not in records.managed and not by_prefix:
             problems.append(f"{change.key}: not managed by this project")
         if change.key in declared:
             problems.append(f"{change.key}: the manifests still declare it")

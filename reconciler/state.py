@@ -115,6 +115,17 @@ class StateFile:
         state.others = projects
         return state
 
+    def recorded_by_others(self, identity: str) -> frozenset[ResourceKey]:
+        """The objects other projects sharing this file record for one tenant."""
+        out = set()
+        for entry in self.others.values():
+            tenant = ((entry or {}).get("tenants") or {}).get(tenant_key(identity)) if isinstance(entry, dict) else None
+            for key in ((tenant or {}).get("resources") or {}) if isinstance(tenant, dict) else ():
+                kind, _, name = str(key).partition("/")
+                if name:
+                    out.add(ResourceKey(kind, name))
+        return frozenset(out)
+
     def tenant(self, identity: str) -> TenantState:
         """The records of one tenant, by its base URL (or the embedded sandbox's identity)."""
         return self.tenants.setdefault(tenant_key(identity), TenantState())
@@ -227,11 +238,23 @@ def describe_intent(intent: Mapping[str, Any]) -> str:
     return f"{intent.get('action')} of {intent.get('at')}"
 
 
-def records_of(tenant: TenantState) -> Records:
+def records_of(tenant: TenantState, others: frozenset[ResourceKey] = frozenset()) -> Records:
+    """What the planner needs of one project's records of one tenant; ``others``: what the other
+    projects sharing the file record for that tenant (never this project's to claim)."""
     keys = {k: ResourceKey(*k.split("/", 1)) for k in tenant.resources}
     return Records(
         managed=frozenset(keys.values()),
         prevent_destroy=frozenset(keys[k] for k, r in tenant.resources.items() if r.get("preventDestroy")),
         secret_fingerprints={keys[k]: r["secretFingerprint"] for k, r in tenant.resources.items() if r.get("secretFingerprint")},
         intents={keys[k]: tuple(r["intents"]) for k, r in tenant.resources.items() if r.get("intents")},
+        pending_runs=frozenset(keys[k] for k, r in tenant.resources.items() if r.get("runPending")),
+        others=others - frozenset(keys.values()),
+        serial=records_serial(tenant),
     )
+
+
+def records_serial(tenant: TenantState) -> str:
+    """A digest of one project's records of one tenant: a saved plan applies only to the records
+    it was made from (another apply in between makes it stale)."""
+    text = json.dumps(tenant.resources, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

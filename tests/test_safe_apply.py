@@ -209,7 +209,7 @@ TAMPERINGS: dict[str, tuple[Callable[[dict[str, Any], dict[str, Any]], None], bo
                                True, "App/p-a1: the delete does not match the plan's --prune setting"),
     "blank tenant": (lambda d, live: d.update(tenant=""), True, "names no tenant"),
     "null fingerprint": (lambda d, live: [c.update(fingerprint=None) for c in d["changes"] if c["action"] == "update"],
-                         True, "Credential/pg-cred: a update without the fingerprint of the live object"),
+                         True, "Credential/pg-cred: update without the fingerprint of the live object"),
     "API key as a secret": (lambda d, live: [c["settings"].update(secret_refs={"password": "${env:ATLAN_API_KEY}"})
                                              for c in d["changes"] if c["kind"] == "Credential"],
                             True, "Credential/pg-cred: a secret reference names the API key"),
@@ -339,3 +339,109 @@ def test_a_copied_example_commits_its_state_and_never_the_sandbox_data(tmp_path:
     assert "specs/reconciler.state.json" in staged
     assert (repo / ".reconciler" / "sandbox.json").exists()
     assert not [f for f in staged if f.startswith(".reconciler") or "/.reconciler" in f], staged
+
+
+# -- what an adversarial review found --------------------------------------------------------------------
+
+
+def test_a_plan_made_for_one_project_is_refused_by_another(sandbox: Sandbox, introspect: Introspection,
+                                                           tmp_path: Path) -> None:
+    mono = tmp_path / "mono"
+    team_a = project(mono / "a", "team-a", "ta-", [CRED % ("ta-cred", "a.example.com"), app("ta-app", cred="ta-cred")])
+    team_b = project(mono / "b", "team-b", "tb-", [app("tb-app", None, inputs="{extraction_method: agent, agent_json: {a: 1}}")])
+    for folder in (team_a, team_b):  # each its own state file, as in a monorepo
+        (folder / "reconciler.yaml").write_text((folder / "reconciler.yaml").read_text().replace(", stateFile: ../shared-state.json", ""))
+    assert cli(sandbox, "plan", ".", "--out", "plan.json", cwd=team_a).returncode == 0
+    before = writes(introspect)
+    wrong = cli(sandbox, "apply", "../a/plan.json", cwd=team_b)
+    assert wrong.returncode == 1 and "the plan was made for project 'team-a', not 'team-b'" in wrong.stderr, wrong.stderr
+    assert writes(introspect) == before
+    # Same name (both copied one reconciler.yaml): what it creates is not declared here.
+    (team_b / "reconciler.yaml").write_text((team_b / "reconciler.yaml").read_text().replace("team-b", "team-a"))
+    same_name = cli(sandbox, "apply", "../a/plan.json", cwd=team_b)
+    assert same_name.returncode == 1 and "App/ta-app: this project does not declare it" in same_name.stderr
+    assert writes(introspect) == before
+    assert cli(sandbox, "apply", "plan.json", cwd=team_a).returncode == 0  # where it belongs, it applies
+
+
+def test_a_prefix_never_claims_what_another_project_records(sandbox: Sandbox, introspect: Introspection,
+                                                            tmp_path: Path) -> None:
+    agent = "{extraction_method: agent, agent_json: {a: 1}}"
+    team_a = project(tmp_path / "a", "team-a", "dp-", [app("dp-a-app", None, inputs=agent)])
+    team_b = project(tmp_path / "b", "team-b", "zz-", [app(f"dp-b-app{i}", None, inputs=agent) for i in range(3)])
+    introspect.post("seed", {"apps": [{"name": f"ui-{i}", "app_id": "postgres-crawler", "inputs": {}} for i in range(4)]})
+    for folder in (team_a, team_b):
+        assert cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path).returncode == 0
+    pruned = cli(sandbox, "apply", str(team_a), "--auto-approve", "--prune", cwd=tmp_path)
+    assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+    assert "dp-b-app" not in pruned.stdout.split("Not managed")[0]  # not even a candidate
+    live = sorted(a["name"] for a in introspect.state()["apps"].values() if not a["archived"])
+    assert [n for n in live if n.startswith("dp-b")] == ["dp-b-app0", "dp-b-app1", "dp-b-app2"]
+
+
+def test_an_old_no_change_plan_is_stale_once_another_apply_ran(sandbox: Sandbox, introspect: Introspection,
+                                                                tmp_path: Path) -> None:
+    agent = "{extraction_method: agent, agent_json: {a: 1}}"
+    folder = manifests(tmp_path, app("rp-app", None, inputs=agent, extra="  schedules: [{cron: '30 1 * * *'}]\n"))
+    assert cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path).returncode == 0
+    assert cli(sandbox, "plan", str(folder), "--out", "old.json", cwd=tmp_path).returncode == 0
+    (folder / "all.yaml").write_text(app("rp-app", None, inputs=agent, extra="  schedules: [{cron: '45 5 * * *'}]\n"))
+    assert cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path).returncode == 0
+    replay = cli(sandbox, "apply", "old.json", cwd=tmp_path)
+    assert replay.returncode == 1 and "stale" in replay.stderr and "records changed since the plan" in replay.stderr
+    assert [s["cron"] for s in introspect.state()["schedules"].values()] == ["45 5 * * *"]
+
+
+def test_a_run_on_create_is_owed_until_submitted(sandbox: Sandbox, introspect: Introspection, tmp_path: Path) -> None:
+    folder = manifests(tmp_path, app("owed", None, inputs="{extraction_method: agent, agent_json: {a: 1}}",
+                                     extra="  run: {onCreate: true}\n"))
+    # Every answer to the create is lost (the first attempt and the client's re-sends).
+    introspect.post("config", {"fault_rate": 1.0, "fault_kinds": ["drop-after"], "fault_routes": ["POST v1/app"]})
+    lost = cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path)
+    introspect.post("config", {"fault_rate": 0.0})
+    assert lost.returncode == 1 and "unverified App/owed" in lost.stdout, lost.stdout + lost.stderr
+    assert len(introspect.state()["apps"]) == 1 and not introspect.state()["runs"]
+    plan = cli(sandbox, "plan", str(folder), cwd=tmp_path)
+    assert "> App/owed (run: run.onCreate was never submitted: the apply that created it stopped)" in plan.stdout, plan.stdout
+    again = cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path)
+    assert again.returncode == 0 and len(introspect.state()["runs"]) == 1, again.stdout + again.stderr
+    assert cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path).returncode == 0
+    assert len(introspect.state()["runs"]) == 1  # owed once, submitted once
+
+
+def test_a_state_file_shared_through_a_link_stays_shared(sandbox: Sandbox, tmp_path: Path) -> None:
+    agent = "{extraction_method: agent, agent_json: {a: 1}}"
+    (tmp_path / "common").mkdir()
+    team_a = project(tmp_path / "a", "team-a", "la-", [app("la-app", None, inputs=agent)])
+    team_d = project(tmp_path / "d", "team-d", "ld-", [app("ld-app", None, inputs=agent)])
+    for folder in (team_a, team_d):
+        (folder / "reconciler.yaml").write_text((folder / "reconciler.yaml").read_text().replace("../shared-state.json",
+                                                                                              "state-link.json"))
+        (folder / "state-link.json").symlink_to(tmp_path / "common" / "state.json")
+    for folder in (team_a, team_d):
+        done = cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert (team_d / "state-link.json").is_symlink() and (team_a / "state-link.json").is_symlink()
+    shared = json.loads((tmp_path / "common" / "state.json").read_text())
+    assert sorted(shared["projects"]) == ["../a", "../d"]
+    assert (tmp_path / "common" / ".reconciler-locks").is_dir()  # one lock, beside the real file
+
+
+def test_a_saved_plan_is_refused_while_the_manifests_do_not_validate(reviewed: dict[str, Any], sandbox: Sandbox,
+                                                                     introspect: Introspection, tmp_path: Path) -> None:
+    (reviewed["folder"] / "broken.yaml").write_text("apiVersion: reconciler/v1\nkind: App\nmetadata: {name: [}\n")
+    before = writes(introspect)
+    refused = cli(sandbox, "apply", "plan.json", cwd=tmp_path)
+    assert refused.returncode == 1 and "cannot be read here" in refused.stderr and "broken.yaml" in refused.stderr
+    assert writes(introspect) == before
+
+
+def test_a_re_signed_plan_with_a_change_twice_is_refused(reviewed: dict[str, Any], sandbox: Sandbox,
+                                                         introspect: Introspection, tmp_path: Path) -> None:
+    data = json.loads(json.dumps(reviewed["data"]))
+    data["changes"] += [c for c in data["changes"] if c["action"] == "update"]
+    write_plan(tmp_path, data, sign=True)
+    before = writes(introspect)
+    refused = cli(sandbox, "apply", "plan.json", cwd=tmp_path)
+    assert refused.returncode == 1 and "Credential/pg-cred: a second update" in refused.stderr
+    assert writes(introspect) == before
