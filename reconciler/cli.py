@@ -29,8 +29,7 @@ def cli(ctx: click.Context, debug: bool, color: str) -> None:
 
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    ctx.obj["color"] = color == "always" or (color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-                                             and os.environ.get("TERM") != "dumb")
+    ctx.obj["color"] = color_wanted(color, sys.stdout.isatty(), os.environ)
     if debug:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
         logging.getLogger("urllib3").setLevel(logging.INFO)
@@ -42,6 +41,14 @@ def cli(ctx: click.Context, debug: bool, color: str) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logging.getLogger("reconciler").addHandler(handler)
         logging.getLogger("reconciler").setLevel(logging.WARNING)
+
+
+def color_wanted(choice: str, tty: bool, env: Any) -> bool:
+    """--color always/never decide; auto colours a terminal unless NO_COLOR is set (any value,
+    as no-color.org says) or TERM is dumb."""
+    if choice != "auto":
+        return choice == "always"
+    return tty and "NO_COLOR" not in env and env.get("TERM") != "dumb"
 
 
 def _color() -> bool:
@@ -80,7 +87,7 @@ def _tenant_options(command: Any) -> Any:
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--var-file", "var_files", multiple=True, type=click.Path(),
               help="YAML file of name: value pairs for ${var:name}; repeatable, later files win.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
 @click.option("--allow-missing-secrets", is_flag=True,
               help="Unset environment variables of secret fields are warnings (for pull-request jobs without secrets).")
 @click.option("--allow-literal-secrets", is_flag=True, help="Accept secrets written literally in manifests.")
@@ -175,7 +182,7 @@ def _parse_targets(values: tuple[str, ...]) -> tuple[Any, ...]:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--out", type=click.Path(dir_okay=False), help="Also write the plan as JSON to this file (for `apply`).")
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True, help="Output format.")
 @click.option("--target", "targets", multiple=True, metavar="KIND/NAME", help="Plan only these objects; repeatable.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes (0: none, 1: error).")
 @click.option("--prune", is_flag=True, help="Plan deletes of managed objects that are no longer declared as real deletes.")
@@ -217,7 +224,7 @@ def plan(paths: tuple[str, ...], out: str | None, fmt: str, targets: tuple[str, 
         parts = render.plan_markdown(the_plan)
         click.echo("\n<!-- reconciler: next part -->\n".join(parts), nl=False)
     else:
-        click.echo(render.plan_text(the_plan, color=_color(), verbose=verbose), nl=False)
+        click.echo(render.plan_text(the_plan, color=_color(), verbose=verbose), nl=False, color=_color())
     _step_summary("\n".join(render.plan_markdown(the_plan)))
     if the_plan.errors:
         raise ReconcilerError(f"the plan has {len(the_plan.errors)} error(s); those objects are left out",
@@ -264,7 +271,7 @@ def apply(paths: tuple[str, ...], auto_approve: bool, prune: bool, max_deletes: 
 
     def review(the_plan: Any) -> None:
         if fmt == "text":
-            click.echo(render.plan_text(the_plan, color=_color()), nl=False)
+            click.echo(render.plan_text(the_plan, color=_color()), nl=False, color=_color())
         if the_plan.has_changes and not auto_approve and not saved:  # a saved plan was reviewed when it was made
             if not _interactive():
                 raise ReconcilerError("refusing to apply without --auto-approve: there is no terminal to ask",
@@ -452,9 +459,12 @@ def sandbox() -> None:
 @click.option("--rate-burst", type=click.IntRange(min=0), default=0, help="Token-bucket size for --rate-limit.")
 @click.option("--seed", type=int, default=None, help="Seed for ids, faults and run outcomes (deterministic runs).")
 @click.option("--expose-schedules", is_flag=True, help="Return attached schedules from GET v1/app/{slug} (the real API hides them).")
-@click.option("--run-pending-s", type=click.FloatRange(min=0), default=0.5, show_default=True)
-@click.option("--run-running-s", type=click.FloatRange(min=0), default=2.0, show_default=True)
-@click.option("--run-failure-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--run-pending-s", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="Seconds a submitted run stays Pending.")
+@click.option("--run-running-s", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="Seconds a run then stays Running before it ends.")
+@click.option("--run-failure-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of runs that end Failed instead of Succeeded.")
 def sandbox_serve(port: int, token: str, state_file: str, fault_kinds: str, **options: Any) -> None:
     """Serve the sandbox tenant until interrupted."""
     import signal

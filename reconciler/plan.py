@@ -382,8 +382,30 @@ def _delete(have: Resource, spec: kinds.KindSpec, ctx: Context, records: Records
                   fingerprint=have.server.get("fingerprint"), needs_prune=not prune)
 
 
+def _secrets_in_clear(want: Resource, have: Resource, spec: kinds.KindSpec, notes: list[Diagnostic]) -> Resource:
+    """A secret map entry (``secretExtra.k``) the tenant keeps in clear comes back in the public
+    map (``extra.k``): not compared (it would differ forever), masked in output, and said once."""
+    clear = []
+    live = dict(have.spec)
+    for public, secret in spec.secret_twins:
+        declared = set(want.spec.get(secret) or {})
+        shown = dict(live.get(public) or {})
+        clear += [f"{secret}.{k}" for k in sorted(declared & set(shown))]
+        live[public] = {k: v for k, v in shown.items() if k not in declared}
+    if not clear:
+        return have
+    file, _, line = want.origin.rpartition(":")
+    notes.append(Diagnostic(file, int(line or 0), 1 if line else 0, "RC113",
+                            f"{want.key}: the tenant returns {', '.join(clear)} in clear: it does not treat "
+                            f"{'it' if len(clear) == 1 else 'them'} as secret; never compared, masked in every output",
+                            severity="warning", hint="Check the connector's secret fields; rotate the value if the "
+                                                     "credential's readers should not see it."))
+    return Resource(key=have.key, spec=live, origin=have.origin, metadata=have.metadata, server=have.server)
+
+
 def _compare(want: Resource, have: Resource, spec: kinds.KindSpec, ctx: Context, records: Records,
              desired_fingerprint: str | None, notes: list[Diagnostic]) -> list[Change]:
+    have = _secrets_in_clear(want, have, spec, notes)
     ignore = want.spec.get("ignoreDifferences") or ()
     after, before = masked(canonical(want, ctx), canonical(have, ctx), spec.declared_only, ignore)
     atomic = [name for name in (spec.schedule_list, spec.schedule_single) if name]
