@@ -22,7 +22,7 @@ from reconciler.errors import InvalidRequestError
 from reconciler.sandbox import Sandbox, SandboxConfig
 from reconciler.sandbox.routing import HttpError
 from reconciler.sandbox.search import field_values, matches, search
-from reconciler.sandbox.store import StateFileError
+from reconciler.sandbox.store import ManualClock, StateFileError
 from tests.conftest import TOKEN, Introspection, connection, fast_config, raw_credential, read_lines_until
 
 
@@ -76,14 +76,15 @@ def test_expose_schedules_switch(sandbox_factory: Callable[..., Sandbox]) -> Non
 
 def test_runs_progress_and_fail_at_the_configured_rate(sandbox_factory: Callable[..., Sandbox]) -> None:
     sandbox = sandbox_factory(run_failure_rate=1.0)
+    clock = sandbox.store.clock = ManualClock()  # runs move only when the test says so
+    pending_s, running_s = sandbox.config.run_pending_s, sandbox.config.run_running_s
     with ApiClient(sandbox.base_url, TOKEN) as client:
         created = client.create_app("postgres-crawler", "pg", inputs("postgres", "pg"), run=True)
         seen = [client.get_run(created.run_id)["status"]]
-        deadline = time.monotonic() + 10
-        while seen[-1] in ("Pending", "Running") and time.monotonic() < deadline:
-            time.sleep(0.02)
+        for step in (pending_s + running_s / 2, running_s):  # to the middle of Running, then past it
+            clock.advance(step)
             seen.append(client.get_run(created.run_id)["status"])
-    assert seen[0] == "Pending" and "Running" in seen and seen[-1] == "Failed"
+    assert seen == ["Pending", "Running", "Failed"]
 
 
 def test_credential_reference_must_exist_and_defaults_do_not_need_sending(client: ApiClient) -> None:

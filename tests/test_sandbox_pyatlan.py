@@ -21,6 +21,7 @@ from pyatlan.model.credential import Credential  # noqa: E402
 
 from reconciler.sandbox import Sandbox  # noqa: E402
 from reconciler.sandbox.catalogue import ROLES  # noqa: E402
+from reconciler.sandbox.store import ManualClock  # noqa: E402
 from tests.conftest import TOKEN, Introspection, connection  # noqa: E402
 
 ADMIN_GUID = ROLES[0]["id"]
@@ -149,7 +150,11 @@ def test_raw_update_with_empty_credential_guid_keeps_the_vaulted_one(atlan: Atla
     assert args["include_filter"] == "{}"  # full replace: dropped inputs fall back to contract defaults
 
 
-def test_runs_submit_poll_cancel(atlan: AtlanClient) -> None:
+def test_runs_submit_poll_cancel(atlan: AtlanClient, sandbox: Sandbox) -> None:
+    # Runs move on the sandbox's clock, and only when the test moves it: however slow the machine,
+    # the run is still active when it is submitted again and cancelled.
+    clock = sandbox.store.clock = ManualClock()
+    pending_s, running_s = sandbox.config.run_pending_s, sandbox.config.run_running_s
     slug = _bigquery(atlan, "bq-runs").slug
     run = atlan.app.submit(slug)
     assert run.run_id and run.slug == slug and run.status == "Pending"
@@ -158,11 +163,12 @@ def test_runs_submit_poll_cancel(atlan: AtlanClient) -> None:
         atlan.app.submit(slug)
     assert getattr(busy.value.error_code, "http_error_code", None) == 500
 
-    deadline = time.monotonic() + 10
+    assert atlan.app.get_run(run.run_id).status == "Pending"
+    clock.advance(pending_s + running_s / 2)  # midway: no rounding at a window's edge
     status = atlan.app.get_run(run.run_id)
-    while not status.is_terminal and time.monotonic() < deadline:
-        time.sleep(0.05)
-        status = atlan.app.get_run(run.run_id)
+    assert status.status == "Running" and not status.is_terminal
+    clock.advance(running_s)
+    status = atlan.app.get_run(run.run_id)
     assert status.is_terminal and status.is_success
 
     second = atlan.app.submit(slug)

@@ -59,13 +59,31 @@ Choices made where ATLAN_API.md says the real server's behaviour is unknown [?]:
   Archive answers ``{"name", "archived": true, "message"}``. Search indexes are named
   ``atlan-workflow-templates`` and ``atlan-workflow-runs``.
 * ``whoami`` reports the ``$api-token-default-access`` role, so SDK clients use ``workflows/…``.
+* Index search: ``from`` and ``size`` must be JSON integers from 0 to 10,000 (null or absent:
+  0 and 10) and ``from + size`` at most 10,000, Elasticsearch's default
+  ``index.max_result_window``; anything else is 400 naming the field and what was sent. A
+  malformed clause (``bool`` that is not an object, ``minimum_should_match: "75%"``) is 400.
+* Bad requests, checked in this order so that a client without the token costs nothing: a path
+  outside ``/api/service/`` is 404; a missing or wrong token is 401 (compared in constant time),
+  answered before the body is read, and it neither takes a rate-limit token nor gets latency or an
+  injected fault; a chunked body is 411; a ``Content-Length`` that is not one plain number is 400;
+  a body over ``max_body_bytes`` (10 MiB) is 413, unread. "100 Continue" is sent only after those
+  checks. A request still unanswered at that point with its body unread ends its connection
+  (``Connection: close``). JSON (a body, a JSON-string field, the ``filter`` parameter) that
+  nests deeper than 128 levels is 400. A request line, headers and body must all arrive within
+  ``read_timeout_s`` (30 s) of the server starting to wait for them: a stalled body is answered
+  408; stalled headers, and idle kept-alive connections, are closed. http.server's own refusals
+  (414, 431, 501 for an unserved method) are JSON too. An unexpected error in a handler is a 500
+  naming it, never a dropped connection.
 
 Test-only introspection (same bearer token, never faulted): ``GET /_sandbox/state`` (everything,
 attached schedules and vaulted secrets included), ``GET /_sandbox/stats`` (requests per
 ``METHOD route-template``, statuses, injected faults), ``GET|POST /_sandbox/config`` (change
 faults, latency and run timing at run time), ``POST /_sandbox/reset``, ``POST
 /_sandbox/failing-credentials``, ``POST /_sandbox/seed`` (insert workflows directly, duplicate
-names allowed), ``POST /_sandbox/flush``.
+names allowed), ``POST /_sandbox/flush``. In-process tests can also drive time: run progress
+and timestamps follow ``sandbox.store.clock``, which a ``store.ManualClock`` replaces, so a test
+moves runs along with ``clock.advance(seconds)`` instead of sleeping.
 """
 
 from reconciler.sandbox.config import SandboxConfig

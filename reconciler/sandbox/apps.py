@@ -22,7 +22,8 @@ from jsonschema import Draft202012Validator
 from reconciler import cron
 from reconciler.sandbox import catalogue, runs
 from reconciler.sandbox.credentials import vault
-from reconciler.sandbox.routing import HttpError, Request, Router, bad_request, int_param, not_found, require_object
+from reconciler.sandbox.routing import (HttpError, Request, Router, bad_request, int_param, not_found, parse_json,
+                                        require_object)
 
 router = Router()
 
@@ -84,7 +85,7 @@ def _field_causes(spec: catalogue.AppSpec, entrypoint: str, contract: dict[str, 
         value = inputs.get(key)
         if prop.get("contentMediaType") == "application/json" and isinstance(value, str) and value != "":
             try:
-                json.loads(value)
+                parse_json(value)
             except ValueError as exc:
                 causes.append({"errorType": "contentMediaType", "errorMessage": f"{key} is not valid JSON: {exc}",
                                "location": f"inputs.{key}"})
@@ -106,7 +107,7 @@ def _prepare_inputs(ctx: Any, spec: catalogue.AppSpec, entrypoint: str, contract
     causes: list[dict[str, Any]] = []
     if isinstance(inputs.get("connection"), str):
         try:
-            inputs["connection"] = json.loads(inputs["connection"])
+            inputs["connection"] = parse_json(inputs["connection"])
         except ValueError as exc:
             causes.append({"errorType": "contentMediaType", "errorMessage": f"connection is not valid JSON: {exc}",
                            "location": "inputs.connection"})
@@ -161,7 +162,7 @@ def render_app(ctx: Any, record: dict[str, Any]) -> dict[str, Any]:
         value = args.get(key)
         if isinstance(value, str) and value:
             try:
-                parsed = json.loads(value)
+                parsed = parse_json(value)
             except ValueError:
                 continue
             if isinstance(parsed, (dict, list)):
@@ -491,7 +492,10 @@ def seed_app(ctx: Any, item: dict[str, Any]) -> str:
     inputs = copy.deepcopy(item.get("inputs") or {})
     connection = inputs.get("connection")
     if isinstance(connection, str):
-        connection = json.loads(connection)
+        try:
+            connection = parse_json(connection)
+        except ValueError as exc:
+            raise bad_request(f"inputs.connection is not valid JSON: {exc}") from None
     if not isinstance(connection, dict):
         connection = {"typeName": "Connection", "attributes": {"qualifiedName": f"default/{spec.connector}/{int(ctx.store.now())}",
                                                                "connectorName": spec.connector, "name": item["name"]}}

@@ -39,6 +39,12 @@ class SandboxConfig:
     credential_list_default_limit: int = 100
     credential_list_max_limit: int = 500
     persist_interval: float = 0.2
+    # Connections. A request body over max_body_bytes is answered 413 without being read. A request
+    # (line, headers and body) must arrive within read_timeout_s of the server starting to wait for
+    # it, and an idle keep-alive connection is closed after as long, so a slow client never holds a
+    # thread for longer.
+    max_body_bytes: int = 10 * 1024 * 1024
+    read_timeout_s: float = 30.0
 
     def validate(self) -> None:
         unknown = [k for k in self.fault_kinds if k not in FAULT_KINDS]
@@ -50,6 +56,10 @@ class SandboxConfig:
             raise ValueError("run failure rate must be between 0 and 1")
         if self.rate_limit < 0 or self.latency_ms < 0 or self.jitter_ms < 0:
             raise ValueError("rate limit, latency and jitter cannot be negative")
+        if self.max_body_bytes < 0:
+            raise ValueError("the request body limit cannot be negative")
+        if not self.read_timeout_s > 0:
+            raise ValueError("the read timeout must be more than 0 seconds")
 
     # Settings a test may change at run time through POST /_sandbox/config.
     RUNTIME_KEYS = (

@@ -8,12 +8,12 @@ shows them, so tests can prove what was stored.
 from __future__ import annotations
 
 import copy
-import json
 import re
 from typing import Any
 
 from reconciler.sandbox import catalogue
-from reconciler.sandbox.routing import HttpError, Request, Router, bad_request, int_param, not_found, require_object
+from reconciler.sandbox.routing import (HttpError, Request, Router, bad_request, int_param, not_found, parse_json,
+                                        require_object)
 
 router = Router()
 
@@ -222,9 +222,9 @@ def _parse_filter(req: Request) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        value = json.loads(raw)
-    except ValueError:
-        raise bad_request(f"query parameter 'filter' must be a JSON object, got {raw!r}") from None
+        value = parse_json(raw)
+    except ValueError as exc:
+        raise bad_request(f"query parameter 'filter' must be a JSON object, got {raw[:100]!r}: {exc}") from None
     if not isinstance(value, dict):
         raise bad_request("query parameter 'filter' must be a JSON object")
     return value

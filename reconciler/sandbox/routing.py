@@ -8,6 +8,7 @@ request and the path parameters, and return a JSON object (always answered with 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -89,6 +90,36 @@ class Router:
         if path_known:
             raise HttpError(405, f"method {method} is not allowed on /api/service/{path}", code=405)
         raise HttpError(404, f"no API endpoint at /api/service/{path}", code=404)
+
+
+# JSON from a client (a request body, a JSON-string field, a query parameter) may nest arrays and
+# objects this deep, no deeper. The parser fails with RecursionError at about 1000 levels, and
+# anything a little shallower than that could still exhaust the stack of whatever walks or
+# serialises it later (the state file writer included), so the bound sits well below both.
+MAX_JSON_DEPTH = 128
+
+
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads`` for client input: a ValueError (never a RecursionError) for text that is not
+    JSON or nests deeper than MAX_JSON_DEPTH."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"arrays and objects nest deeper than {MAX_JSON_DEPTH} levels") from None
+    if _nests_deeper_than(value, MAX_JSON_DEPTH):
+        raise ValueError(f"arrays and objects nest deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _nests_deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []  # no recursion: this guards recursive code
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def require_object(body: Any, what: str) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 exists, range, match, match_all; ``.keyword`` suffixes; dotted label keys such as
 ``metadata.labels.workflows.argoproj.io/phase``; ``_id``; from/size; sort.
 
-Pure functions over (id, source) pairs. An unsupported clause is a 400 that names it.
+Pure functions over (id, source) pairs. An unsupported clause, a malformed one, or a ``from`` /
+``size`` that is not a whole number in range is a 400 that names it. As Elasticsearch with its
+default ``index.max_result_window``, ``from + size`` may not exceed 10,000.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Iterable
 from reconciler.sandbox.routing import bad_request
 
 SUPPORTED = ("bool", "nested", "term", "terms", "regexp", "prefix", "exists", "range", "match", "match_all")
+MAX_RESULT_WINDOW = 10_000
 
 
 def field_values(node: Any, path: str) -> list[Any]:
@@ -81,6 +84,8 @@ def matches(query: Any, doc_id: str, source: dict[str, Any]) -> bool:
     kind, body = next(iter(query.items()))
     if kind == "match_all":
         return True
+    if kind in ("bool", "nested", "exists") and not isinstance(body, dict):
+        raise bad_request(f"'{kind}' takes an object, got {_json_type(body)}")
     if kind == "bool":
         must = _as_list(body.get("must")) + _as_list(body.get("filter"))
         should = _as_list(body.get("should"))
@@ -90,12 +95,18 @@ def matches(query: Any, doc_id: str, source: dict[str, Any]) -> bool:
         if any(matches(q, doc_id, source) for q in must_not):
             return False
         minimum = body.get("minimum_should_match", 0 if must else 1)
+        if isinstance(minimum, bool) or not isinstance(minimum, (int, str)) or not re.fullmatch(r"-?[0-9]{1,9}", str(minimum)):
+            raise bad_request("'minimum_should_match' must be a whole number (the sandbox supports no percentages), "
+                              f"got {_json_type(minimum)}")
         return not should or sum(matches(q, doc_id, source) for q in should) >= int(minimum)
     if kind == "nested":
         # Paths are resolved from the document root, so a nested query is its inner query.
         return matches(body.get("query"), doc_id, source)
     if kind == "exists":
-        return any(v is not None for v in _values(doc_id, source, body.get("field", "")))
+        field = body.get("field")
+        if not isinstance(field, str):
+            raise bad_request(f"'exists' takes {{\"field\": <name>}}, got a field of {_json_type(field)}")
+        return any(v is not None for v in _values(doc_id, source, field))
     field, spec = _single(body, kind)
     values = _values(doc_id, source, field)
     if kind == "term":
@@ -141,6 +152,34 @@ def _in_range(value: Any, bounds: dict[str, Any]) -> bool:
     return True
 
 
+def _json_type(value: Any) -> str:
+    """How a JSON value is named in an error: its type, and the value itself when short."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int):
+        return f"a number ({value})" if len(str(value)) <= 30 else f"a {len(str(value))}-digit number"
+    if isinstance(value, float):
+        return f"a number with a fraction ({value!r})"
+    if isinstance(value, str):
+        return f"a string ({value[:30]!r}{'...' if len(value) > 30 else ''})"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _page_bound(request: dict[str, Any], name: str, default: int) -> int:
+    """``from`` or ``size``: absent or null means the default; anything but a whole number from 0
+    to MAX_RESULT_WINDOW is a 400 naming what was sent."""
+    value = request.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RESULT_WINDOW:
+        raise bad_request(f"'{name}' must be a whole number from 0 to {MAX_RESULT_WINDOW}, got {_json_type(value)}",
+                          causes=[{"errorType": "type", "errorMessage": f"not a whole number from 0 to {MAX_RESULT_WINDOW}",
+                                   "location": name}])
+    return value
+
+
 def _sort_specs(sort: Any) -> list[tuple[str, bool]]:
     specs = []
     for item in _as_list(sort):
@@ -157,6 +196,10 @@ def _sort_specs(sort: Any) -> list[tuple[str, bool]]:
 
 def search(docs: list[tuple[str, dict[str, Any]]], request: dict[str, Any], index: str) -> dict[str, Any]:
     """Answer one search request over (id, source) documents."""
+    start, size = _page_bound(request, "from", 0), _page_bound(request, "size", 10)
+    if start + size > MAX_RESULT_WINDOW:
+        raise bad_request(f"result window is too large: 'from' + 'size' must be at most {MAX_RESULT_WINDOW}, "
+                          f"got {start} + {size}")
     query = request.get("query")
     post_filter = request.get("post_filter")
     hits = [(i, s) for i, s in docs if matches(query, i, s) and matches(post_filter, i, s)]
@@ -172,10 +215,6 @@ def search(docs: list[tuple[str, dict[str, Any]]], request: dict[str, Any], inde
         present.sort(key=lambda d: str(sort_value(d, field)) if not isinstance(sort_value(d, field), (int, float)) else sort_value(d, field),
                      reverse=descending)
         hits = present + missing
-    start = int(request.get("from", 0) or 0)
-    size = int(request.get("size", 10) if request.get("size") is not None else 10)
-    if start < 0 or size < 0:
-        raise bad_request("'from' and 'size' cannot be negative")
     page = hits[start : start + size]
     return {
         "took": 1,

@@ -57,6 +57,24 @@ def seeded_state() -> dict[str, Any]:
     return state
 
 
+class ManualClock:
+    """A clock (epoch seconds) that moves only when told to: pass it as ``Sandbox(clock=...)`` or set
+    ``sandbox.store.clock``, then ``advance()`` past a run's Pending or Running window instead of
+    sleeping through it, so tests do not depend on how fast the machine is."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += seconds
+
+
 class Store:
     def __init__(
         self,
