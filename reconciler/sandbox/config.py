@@ -7,8 +7,9 @@ from typing import Any
 
 # Fault kinds the injector can choose from. "drop" closes the connection before the request is
 # handled; "drop-after" handles it and then closes the connection without answering, which is
-# what makes retried POSTs dangerous (opt in: it is not in the default set).
-FAULT_KINDS = ("429", "500", "502", "503", "504", "drop", "drop-after")
+# what makes retried POSTs dangerous (opt in: it is not in the default set). "400" refuses the
+# request as invalid, having done nothing (opt in too: it is not transient).
+FAULT_KINDS = ("400", "429", "500", "502", "503", "504", "drop", "drop-after")
 DEFAULT_FAULT_KINDS = ("429", "502", "503", "504", "drop")
 
 
@@ -26,6 +27,8 @@ class SandboxConfig:
     # Only these routes ("POST v1/app/{slug}/schedule", as /_sandbox/stats names them) get faults;
     # empty: every API route.
     fault_routes: tuple[str, ...] = ()
+    # Quote the request body in every error answer, as some servers do (a test of secret masking).
+    echo_request_errors: bool = False
     retry_after_s: float = 1.0
     rate_limit: float = 0.0  # requests per second; 0 = unlimited
     rate_burst: int = 0  # bucket size; 0 = same as rate_limit (at least 1)
@@ -69,6 +72,7 @@ class SandboxConfig:
         "fault_rate",
         "fault_kinds",
         "fault_routes",
+        "echo_request_errors",
         "retry_after_s",
         "rate_limit",
         "rate_burst",

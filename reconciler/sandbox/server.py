@@ -141,7 +141,11 @@ class Sandbox:
 
     def handle_api(self, route: Route, path_params: dict[str, str], req: Request) -> tuple[int, dict[str, Any]]:
         """(status, body) for an API request."""
-        return _answer(lambda: (200, route.handler(self, req, **path_params)))
+        status, body = _answer(lambda: (200, route.handler(self, req, **path_params)))
+        if status >= 400 and self.config.echo_request_errors and isinstance(body, dict):
+            # Some servers quote the request in their errors: what a client must never print as is.
+            body = {**body, "message": f"{body.get('message')} (request was: {json.dumps(req.body)})"}
+        return status, body
 
     def handle_introspection(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         if method == "GET" and path == "state":
@@ -468,7 +472,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             status = int(fault)
             headers = {"Retry-After": str(max(0, int(sandbox.config.retry_after_s)))} if status in (429, 503) else {}
-            self._send(status, {"code": status, "message": f"injected fault: HTTP {status}"}, headers)
+            message = f"injected fault: HTTP {status}"
+            if sandbox.config.echo_request_errors and bad_body is None:
+                message += f" (request was: {json.dumps(body)})"
+            self._send(status, {"code": status, "message": message}, headers)
             return
 
         error = unmatched or bad_body
