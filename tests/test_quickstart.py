@@ -51,3 +51,22 @@ def test_quick_start_command_one_runs_as_written(tmp_path: Path) -> None:
     # Each command that needs a tenant says once that it uses the embedded sandbox: plan, apply, plan.
     assert done.stderr.count("No ATLAN_BASE_URL set: using the embedded sandbox tenant") == 3
     assert (project / ".reconciler" / "sandbox.json").exists()
+
+
+def test_the_floors_ci_installs_are_the_floors_pyproject_allows() -> None:
+    import re
+    import tomllib
+
+    from packaging.version import Version
+
+    declared = {}
+    for requirement in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        name, floor = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9][0-9a-z.]*)", requirement.replace(" ", "")).groups()
+        declared[name.lower()] = Version(floor)
+    pinned = {}
+    for line in (ROOT / "tests" / "floors.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pinned[name.strip().lower()] = Version(version)
+    assert pinned == declared
+    assert "tests/floors.txt" in (ROOT / ".ci/run").read_text()
