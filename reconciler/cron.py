@@ -1,13 +1,17 @@
 """Cron expressions and IANA timezones: validation, canonical spellings and fire times, in one place.
 
 Schedules are standard five-field cron expressions or one of the ``@daily``-style macros. Pure
-functions; croniter does the parsing.
+functions; croniter does the parsing. A valid expression uses only the portable syntax (numbers,
+month and weekday names, ``*``, forward ranges, steps, lists: no ``L``, ``W``, ``#``, ``?`` or
+``H``, which croniter reads but a tenant may refuse) and fires at least once: ``0 0 30 2 *``
+parses, and never comes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 import zoneinfo
 from importlib import resources
 
@@ -22,6 +26,22 @@ MACROS = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
+
+
+FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
+# One item of a field: *, a value, or a forward range a-b; each with an optional /step.
+_ITEM = re.compile(r"^(?:\*|(?P<first>[0-9]{1,2}|[A-Za-z]{3})(?:-(?P<last>[0-9]{1,2}|[A-Za-z]{3}))?)(?:/[0-9]{1,2})?$")
+_NAMES = {name: i for i, name in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
+                                            "dec"), start=1)}
+_NAMES |= {name: i for i, name in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
+# Extensions croniter (or Quartz, Jenkins) reads and a standard cron does not.
+_EXTENSIONS = ((re.compile(r".*#.*"), "'#' (nth weekday)"), (re.compile(r"\?"), "'?' (no value)"),
+               (re.compile(r"[0-9]*L(-[0-9]+)?|LW", re.I), "'L' (last)"), (re.compile(r"[0-9]+W", re.I), "'W' (nearest weekday)"),
+               (re.compile(r"H(\([0-9]+-[0-9]+\))?(/[0-9]+)?", re.I), "'H' (hashed)"), (re.compile(r"R", re.I), "'R' (random)"))
+# Fire times are searched from a fixed moment, so that the answer never depends on today's date;
+# 8 years always holds a 29 February.
+_SEARCH_FROM = dt.datetime(2000, 1, 1)
+_SEARCH_YEARS = 8
 
 
 def cron_problem(expr: object) -> str | None:
@@ -46,8 +66,36 @@ def _cron_problem(expr: str) -> str | None:
             f"cron expression {text!r} has {len(fields)} fields; write five: "
             "minute hour day-of-month month day-of-week, e.g. '0 9 * * *'"
         )
+    for name, values in zip(FIELDS, fields):
+        problem = _field_problem(text, name, values)
+        if problem:
+            return problem
     if not croniter.is_valid(text):
         return f"cron expression {text!r} has a value out of range or an unknown name"
+    try:
+        croniter(text, _SEARCH_FROM, max_years_between_matches=_SEARCH_YEARS).get_next(dt.datetime)
+    except (ValueError, KeyError, IndexError, OverflowError):  # croniter's own errors are ValueErrors
+        return f"cron expression {text!r} never fires: no such day (such as 30 February or 31 April)"
+    return None
+
+
+def _field_problem(text: str, name: str, values: str) -> str | None:
+    """Why one field is not portable cron, or None."""
+    for item in values.split(","):
+        match = _ITEM.match(item)
+        if match is None:
+            used = [what for pattern, what in _EXTENSIONS if pattern.fullmatch(item)]
+            if used:
+                return (f"cron expression {text!r} uses {used[0]} in the {name} field, a non-standard extension the "
+                        "tenant may not accept; write numbers, names, *, ranges a-b, steps /n and lists a,b"
+                        + (" (* instead of ?)" if "?" in item else ""))
+            return f"cron expression {text!r} has an invalid {name} field {values!r}"
+        first, last = match["first"], match["last"]
+        if first and last:
+            low, high = (int(v) if v.isdigit() else _NAMES.get(v.lower(), -1) for v in (first, last))
+            if low > high:
+                return (f"cron expression {text!r} has a backward range {first}-{last} in the {name} field; "
+                        f"write it as two ranges, or a list")
     return None
 
 
@@ -64,7 +112,6 @@ def _timezone_problem(name: str) -> str | None:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return f"unknown IANA timezone {name!r}; use a name such as 'UTC', 'Asia/Kolkata' or 'Europe/Paris'"
-    return None
     return None
 
 

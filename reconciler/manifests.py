@@ -7,10 +7,22 @@ see must stop a prune, never be skipped), non-UTF-8 or binary content, YAML synt
 duplicate mapping keys (which PyYAML would silently resolve to the last one). Touches only the
 file system; never the network. Substitution never reads the value of a secret: secret fields
 keep their reference.
+
+Every input is bounded before it can cost time or memory: only regular files are opened (a FIFO
+or a device named ``*.yaml`` would block or never end), at most ``MAX_FILE_BYTES`` are read,
+documents are composed from the parser's events here (not by the C composer, which recurses once
+per level and crashes the process on deep nesting) with at most ``MAX_DEPTH`` levels, at most
+``MAX_DOCUMENT_VALUES`` values per document and ``MAX_FILE_VALUES`` per file once aliases are
+expanded, and at most ``MAX_ALIAS_VALUES`` values repeated through aliases per file (a "billion
+laughs" file is refused at the alias that crosses a cap, before anything expands it). Values
+that JSON cannot carry (YAML dates, ``!!binary``, ``!!set``, ``.inf``), non-string mapping keys
+and unknown tags are reported where they are written, and read as text so that later checks
+still run.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -20,6 +32,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
+from reconciler import mask
 from reconciler.errors import Diagnostic
 
 try:  # the C loader is several times faster; fall back to the pure-Python one
@@ -29,6 +42,26 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
 
 JsonPath = tuple  # a JSON path: str keys and int indices
 MERGE_TAG = "tag:yaml.org,2002:merge"
+STR_TAG = "tag:yaml.org,2002:str"
+SEQ_TAG = "tag:yaml.org,2002:seq"
+MAP_TAG = "tag:yaml.org,2002:map"
+MAX_FILE_BYTES = 10 * 1024 * 1024  # RC006: a manifest file larger than this is refused unread
+MAX_DEPTH = 100  # RC007: nested mappings and lists, aliases expanded
+# RC008: values (scalars, lists and mappings), aliases expanded. Each costs time and memory in
+# every later stage (a 10 MB file of short documents holds about 1.1 million).
+MAX_DOCUMENT_VALUES = 100_000
+MAX_FILE_VALUES = 1_500_000
+MAX_ALIAS_VALUES = 100_000  # values repeated through aliases, per file
+_CORE = "tag:yaml.org,2002:"
+# Tags whose values JSON (and so the tenant API) can carry.
+SCALAR_TAGS = frozenset(_CORE + t for t in ("str", "int", "float", "bool", "null"))
+MAX_INTEGER_DIGITS = 1000  # a longer integer is no number a tenant takes (and Python refuses past 4,300)
+# Tags the safe loader knows whose values JSON cannot carry: what each is read as.
+NON_JSON_TAGS = {_CORE + "timestamp": "a YAML date", _CORE + "binary": "binary data (!!binary)",
+                 _CORE + "set": "a YAML set (!!set)", _CORE + "omap": "an ordered map (!!omap)",
+                 _CORE + "pairs": "a list of pairs (!!pairs)"}
+TAG_NAMES = {_CORE + "int": "an integer", _CORE + "float": "a number", _CORE + "bool": "a boolean",
+             _CORE + "null": "null", **NON_JSON_TAGS}
 SKIP_DIRS = {".git", ".reconciler", ".venv", "venv", "node_modules", "__pycache__", ".github"}
 REFERENCE = re.compile(r"\$\{(?P<source>[A-Za-z_]+):(?P<name>[^}]*)\}")
 VALID_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -98,8 +131,7 @@ def discover(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[
         elif stat.S_ISREG(mode):
             files.append(path)
         else:
-            diagnostics.append(Diagnostic(str(raw), 0, 0, "RC001", f"not a file or folder: {raw}",
-                                          hint="Give the folder that holds your manifests, or manifest files."))
+            diagnostics.append(_not_regular(path, mode, given=True))
     walk.linked_folders()
     # Each file once, even when reached twice (or through a link), shown by the path it was found at:
     # a symlinked manifests folder keeps its own place, and its state file beside it.
@@ -118,6 +150,24 @@ def _unreadable(path: Path, exc: OSError, what: str = "") -> Diagnostic:
     return Diagnostic(name, 0, 0, "RC001", f"cannot read {what + ' ' if what else ''}{name}: {exc.strerror or exc}",
                       hint="Make it readable by the user that runs the reconciler, or remove it: the objects declared "
                            "in it would otherwise look undeclared, and --prune would delete them.")
+
+
+def _file_type(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _not_regular(path: Path, mode: int, given: bool = False) -> Diagnostic:
+    """RC001 for a FIFO, device or socket (after following links): reading one would block
+    forever (a FIFO) or never end (/dev/zero), so it is never opened."""
+    name = display_path(path)
+    what = "a regular file or folder" if given else "a regular file"
+    return Diagnostic(name, 0, 0, "RC001", f"{name} is not {what}: it is {_file_type(mode)}",
+                      hint="Manifests are regular files; remove it, or rename it to something other than .yaml/.yml."
+                      if not given else "Give the folder that holds your manifests, or manifest files.")
 
 
 def _broken_link(path: Path, exc: OSError) -> Diagnostic:
@@ -179,7 +229,10 @@ class _Walk:
                     os.stat(path)  # a link to neither: raises when it points nowhere
             except OSError as exc:
                 if entry.is_symlink():
-                    if _is_manifest_name(entry.name) or not skipped_folder:
+                    # A dangling link might stand for a folder of manifests, unless its name says it is
+                    # some other kind of file (a state file linked before it exists, a README).
+                    other_file = bool(Path(entry.name).suffix) and not _is_manifest_name(entry.name)
+                    if _is_manifest_name(entry.name) or not (skipped_folder or other_file):
                         self.diagnostics.append(_broken_link(path, exc))
                 elif _is_manifest_name(entry.name) or not skipped_folder:
                     self.diagnostics.append(_unreadable(path, exc))
@@ -189,17 +242,60 @@ class _Walk:
                     (self.links if is_link else subfolders).append(path)
             elif is_file and _is_manifest_name(entry.name):
                 self.files.append(path)
+            elif _is_manifest_name(entry.name):
+                # A FIFO, device or socket (or a link to one) named like a manifest: an error, not
+                # a silent skip, and never opened (see read_text).
+                try:
+                    mode = os.stat(path).st_mode
+                except OSError as exc:  # gone since the listing
+                    self.diagnostics.append(_unreadable(path, exc))
+                    continue
+                self.diagnostics.append(_not_regular(path, mode))
         return subfolders
 
 
 def read_text(path: Path) -> tuple[str | None, Diagnostic | None]:
+    """The text of one manifest file, or the diagnostic that says why it cannot be read. Only a
+    regular file is read, and at most ``MAX_FILE_BYTES`` of it: the type and size are checked on
+    the open file itself, which is opened without blocking (a FIFO would wait for a writer)."""
     name = display_path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
+
+    def cannot_read(exc: OSError) -> tuple[None, Diagnostic]:
         return None, Diagnostic(name, 0, 0, "RC001", f"cannot read the file {name}: {exc.strerror or exc}",
                                 hint="Make it readable by the user that runs the reconciler, or remove it: the objects "
                                      "declared in it would otherwise look undeclared, and --prune would delete them.")
+
+    try:
+        mode = os.stat(path).st_mode  # a socket cannot even be opened: say what it is
+    except OSError as exc:
+        return cannot_read(exc)
+    if not stat.S_ISREG(mode):
+        return None, _not_regular(path, mode)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        return cannot_read(exc)
+    try:
+        info = os.fstat(fd)  # the file opened, which may have been swapped since the stat above
+        if not stat.S_ISREG(info.st_mode):
+            return None, _not_regular(path, info.st_mode)
+        if info.st_size > MAX_FILE_BYTES:
+            return None, _too_large(name, info.st_size)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_FILE_BYTES:  # the file may grow while it is read
+            chunk = os.read(fd, min(1 << 20, MAX_FILE_BYTES + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        raw = b"".join(chunks)
+    except OSError as exc:
+        return cannot_read(exc)
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_FILE_BYTES:
+        return None, _too_large(name, None)
     if b"\x00" in raw:
         return None, Diagnostic(name, 1, 1, "RC004", "binary file: it contains NUL bytes, so it is not a YAML manifest",
                                 hint="Remove it from the manifests folder or rename it to something other than .yaml.")
@@ -212,36 +308,226 @@ def read_text(path: Path) -> tuple[str | None, Diagnostic | None]:
                                 hint="Save the file as UTF-8.")
 
 
+def _too_large(name: str, size: int | None) -> Diagnostic:
+    """RC006; ``size`` None when the file grew past the cap while it was read."""
+    shown = f"{size:,} bytes, over" if size is not None else "over"
+    return Diagnostic(name, 1, 1, "RC006", f"file too large: {shown} the limit of {MAX_FILE_BYTES:,} bytes for one "
+                      "manifest file; it was not read",
+                      hint="Split it into several files (any folder layout works), or remove it if it is not a manifest.")
+
+
 class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
     """The safe loader; kept as a subclass so that the stock classes are never modified."""
 
 
+def _located(construct: Callable[[Any, yaml.Node], Any]) -> Callable[[Any, yaml.Node], Any]:
+    """A scalar constructor whose failures (``!!int abc`` raises ValueError, without a position)
+    become YAML errors at the value. ``_check_scalar`` reports these values first; this is the net."""
+
+    def checked(loader: Any, node: yaml.Node) -> Any:
+        try:
+            return construct(loader, node)
+        except (ValueError, TypeError, ArithmeticError, LookupError, AttributeError) as exc:
+            what = TAG_NAMES.get(node.tag, node.tag)
+            raise yaml.constructor.ConstructorError(None, None, f"cannot read this value as {what}: {str(exc)[:200]}",
+                                                    node.start_mark) from None
+
+    return checked
+
+
+for _tag in ("int", "float", "bool", "timestamp"):
+    _Loader.add_constructor(_CORE + _tag, _located(_BaseLoader.yaml_constructors[_CORE + _tag]))
+
+
+class _Rejected(Exception):
+    """A document over a cap, or with an alias that cannot be resolved: the file is read no
+    further (its remaining events could be millions)."""
+
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        self.diagnostic = diagnostic
+
+
+class _Composer:
+    """Events → node graphs, one document at a time, without recursion; raises ``_Rejected`` for
+    a document nested deeper than ``MAX_DEPTH``, or past a cap on values (``MAX_DOCUMENT_VALUES``,
+    ``MAX_FILE_VALUES``, ``MAX_ALIAS_VALUES``).
+
+    Sizes are counted, never expanded: an alias adds the size of its anchor's node (known once the
+    node is complete), so a "billion laughs" file is refused at the alias that crosses a cap, in
+    time linear in its length."""
+
+    def __init__(self, loader: _Loader, file: str) -> None:
+        self.loader = loader
+        self.file = file
+        self.file_values = 0  # in this file, aliases expanded
+        self.alias_values = 0  # repeated through aliases, in this file
+        self.values = 0  # in this document, aliases expanded
+        self.anchors: dict[str, tuple[yaml.Node, int, int]] = {}  # name -> (node, size, height)
+        self.open_anchors: set[str] = set()  # anchors of collections not yet complete
+        self.stack: list[list[Any]] = []  # the open collections, innermost last
+
+    def document(self) -> yaml.Node:
+        """The next document's root node (its DocumentStartEvent already read)."""
+        self.values = 0
+        self.anchors.clear()  # anchors do not cross '---'
+        self.open_anchors.clear()
+        self.stack.clear()
+        # The hot loop of every load: events are told apart by class, and names are local.
+        get_event, resolve, stack = self.loader.get_event, self.loader.resolve, self.stack
+        scalar_event, alias_event = yaml.ScalarEvent, yaml.AliasEvent
+        sequence_start, mapping_start = yaml.SequenceStartEvent, yaml.MappingStartEvent
+        sequence_end, mapping_end = yaml.SequenceEndEvent, yaml.MappingEndEvent
+        scalar_node, sequence_node, mapping_node = yaml.ScalarNode, yaml.SequenceNode, yaml.MappingNode
+        while True:
+            event = get_event()
+            cls = event.__class__
+            if cls is scalar_event:
+                tag = event.tag
+                if tag is None or tag == "!":
+                    tag = resolve(scalar_node, event.value, event.implicit)
+                node = scalar_node(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+                size, height = 1, 0
+                self.values += 1
+                self.file_values += 1
+                if self.values > MAX_DOCUMENT_VALUES or self.file_values > MAX_FILE_VALUES:
+                    raise self._too_many(event.start_mark)
+                if event.anchor is not None:
+                    self.anchors[event.anchor] = (node, 1, 0)
+            elif cls is mapping_start or cls is sequence_start:
+                if len(stack) >= MAX_DEPTH:
+                    raise self._too_deep(event.start_mark, len(stack) + 1)
+                self.values += 1
+                self.file_values += 1
+                if self.values > MAX_DOCUMENT_VALUES or self.file_values > MAX_FILE_VALUES:
+                    raise self._too_many(event.start_mark)
+                kind = sequence_node if cls is sequence_start else mapping_node
+                tag = event.tag
+                if tag is None or tag == "!":  # what the resolver answers for any list or mapping
+                    tag = SEQ_TAG if kind is sequence_node else MAP_TAG
+                node = kind(tag, [], event.start_mark, event.end_mark, flow_style=event.flow_style)
+                if event.anchor is not None:  # an alias inside its own anchor would be recursive
+                    self.anchors.pop(event.anchor, None)
+                    self.open_anchors.add(event.anchor)
+                # [node, its anchor, size, height, pending mapping key (None for a list), is a list]
+                stack.append([node, event.anchor, 1, 1, None, kind is sequence_node])
+                continue
+            elif cls is mapping_end or cls is sequence_end:
+                node, anchor, size, height, _, _ = stack.pop()
+                node.end_mark = event.end_mark
+                if anchor is not None:
+                    self.anchors[anchor] = (node, size, height)
+                    self.open_anchors.discard(anchor)
+            elif cls is alias_event:
+                node, size, height = self._alias(event)
+            else:  # pragma: no cover - the parser only emits these inside a document
+                raise yaml.composer.ComposerError(None, None, f"unexpected {cls.__name__}", event.start_mark)
+            if not stack:
+                return node
+            parent = stack[-1]
+            parent[2] += size
+            if height >= parent[3]:
+                parent[3] = height + 1
+            if parent[5]:
+                parent[0].value.append(node)
+            elif parent[4] is None:
+                parent[4] = node
+            else:
+                parent[0].value.append((parent[4], node))
+                parent[4] = None
+
+    def _alias(self, event: yaml.AliasEvent) -> tuple[yaml.Node, int, int]:
+        name = event.anchor
+        mark = event.start_mark
+        if name not in self.anchors:
+            if name in self.open_anchors:
+                raise self._reject(mark, "RC008", f"alias *{name} is inside its own anchor &{name}: it would repeat forever",
+                                   "Anchors cannot contain themselves; copy the values you need instead.")
+            raise self._reject(mark, "RC002", f"YAML syntax error: found undefined alias *{name}",
+                               f"Define the anchor &{name} before this alias, in the same document (anchors do not "
+                               "cross '---').")
+        node, size, height = self.anchors[name]
+        if len(self.stack) + height > MAX_DEPTH:
+            raise self._too_deep(mark, len(self.stack) + height, alias=name)
+        self.values += size
+        self.file_values += size
+        self.alias_values += size
+        if (self.values > MAX_DOCUMENT_VALUES or self.file_values > MAX_FILE_VALUES
+                or self.alias_values > MAX_ALIAS_VALUES):
+            raise self._too_many(mark, alias=(name, size))
+        return node, size, height
+
+    def _too_many(self, mark: yaml.Mark, alias: tuple[str, int] | None = None) -> _Rejected:
+        """RC008 for the first cap crossed: values in the document, in the file, or repeated by aliases."""
+        document, file = f"more than {MAX_DOCUMENT_VALUES:,} values", f"more than {MAX_FILE_VALUES:,} values"
+        if alias:
+            what = (f"this document would hold {document}" if self.values > MAX_DOCUMENT_VALUES
+                    else f"this file would hold {file}" if self.file_values > MAX_FILE_VALUES
+                    else f"aliases in this file would repeat more than {MAX_ALIAS_VALUES:,} values")
+            return self._reject(mark, "RC008", f"too many alias expansions: *{alias[0]} repeats {alias[1]:,} values, "
+                                f"and {what}", "An alias (*name) repeats its anchor's whole contents, and nested ones "
+                                "multiply; write the values out, or split the file. The rest of the file was not read.")
+        what = f"document too large: {document}" if self.values > MAX_DOCUMENT_VALUES else f"file too large: {file}"
+        return self._reject(mark, "RC008", what, "Split it into several documents and files. The rest of the file "
+                            "was not read.")
+
+    def _too_deep(self, mark: yaml.Mark, depth: int, alias: str | None = None) -> _Rejected:
+        through = f" once alias *{alias} is expanded" if alias else ""
+        return self._reject(mark, "RC007", f"nested too deeply: {depth} levels of mappings and lists{through}, over the "
+                            f"limit of {MAX_DEPTH}", "Flatten the structure; no manifest field needs that depth. "
+                            "The rest of the file was not read.")
+
+    def _reject(self, mark: yaml.Mark, code: str, message: str, hint: str) -> _Rejected:
+        return _Rejected(Diagnostic(self.file, mark.line + 1, mark.column + 1, code, message,
+                                    json_path(self._path()), hint=hint))
+
+    def _path(self) -> JsonPath:
+        """The JSON path of the value being composed: in each open collection, the index or key
+        it will have."""
+        path: list[Any] = []
+        for node, _, _, _, key, is_list in self.stack:
+            if is_list:
+                path.append(len(node.value))
+            elif key is None:
+                break  # a key being composed (a list or mapping as a key)
+            else:
+                path.append(key.value if isinstance(key, yaml.ScalarNode) else "<key>")
+        return tuple(path)
+
+
 def parse(text: str, file: str) -> tuple[list[Document], list[Diagnostic]]:
-    """Every document in one file, with marks; stops at the first YAML syntax error."""
+    """Every document in one file, with marks; stops at the first YAML syntax error, and at the
+    first document over a cap. A document whose values cannot be constructed is reported and left
+    out; the next one is still read."""
     documents: list[Document] = []
     diagnostics: list[Diagnostic] = []
-    loader = _Loader(text)
     try:
+        loader = _Loader(text)  # the pure-Python reader checks every character here
+    except yaml.reader.ReaderError as exc:
+        return [], [_reader_error(exc, text, file)]
+    composer = _Composer(loader, file)
+    try:
+        loader.get_event()  # StreamStartEvent
         index = 0
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:
-                continue
+        while not loader.check_event(yaml.StreamEndEvent):
+            loader.get_event()  # DocumentStartEvent
+            node = composer.document()
+            loader.get_event()  # DocumentEndEvent
             doc = Document(file=file, index=index, line=node.start_mark.line + 1, data=None)
-            _index_node(node, (), doc, diagnostics)  # before construction, which rewrites merges
-            doc.data = loader.construct_document(node)
-            documents.append(doc)
             index += 1
+            _index_node(node, (), doc, diagnostics, set(), loader)  # before construction, which rewrites merges
+            try:
+                doc.data = loader.construct_document(node)
+            except yaml.MarkedYAMLError as exc:
+                _reset_constructor(loader)
+                diagnostics.append(_syntax_error(exc, text, file))
+                continue
+            documents.append(doc)
+    except _Rejected as rejected:
+        diagnostics.append(rejected.diagnostic)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = exc.problem or "invalid YAML"
-        context = f" ({exc.context})" if exc.context else ""
-        source_line = text.splitlines()[line - 1] if 0 < line <= len(text.splitlines()) else ""
-        hint = ("Quote ${...} references inside { } or [ ], e.g. host: \"${env:HOST}\"."
-                if "${" in source_line and ("{" in source_line.split("${")[0] or "[" in source_line.split("${")[0])
-                else "Check indentation, quoting and ':' after keys near this line.")
-        diagnostics.append(Diagnostic(file, line, column, "RC002", f"YAML syntax error: {problem}{context}", hint=hint))
+        diagnostics.append(_syntax_error(exc, text, file))
+    except yaml.reader.ReaderError as exc:
+        diagnostics.append(_reader_error(exc, text, file))
     except yaml.YAMLError as exc:
         diagnostics.append(Diagnostic(file, 1, 1, "RC002", f"YAML error: {exc}"))
     finally:
@@ -249,28 +535,191 @@ def parse(text: str, file: str) -> tuple[list[Document], list[Diagnostic]]:
     return documents, diagnostics
 
 
-def _index_node(node: yaml.Node, path: JsonPath, doc: Document, diagnostics: list[Diagnostic]) -> None:
+def _reader_error(exc: yaml.reader.ReaderError, text: str, file: str) -> Diagnostic:
+    """A character YAML does not allow: the error has no mark, only a position."""
+    line, column = _line_column(text, exc.position)
+    character = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+    return Diagnostic(file, line, column, "RC002", f"YAML syntax error: character {character} is not allowed in YAML "
+                      f"({exc.reason})", hint="Remove the control character, or write it as an escape in a "
+                      "double-quoted string, e.g. \"\\x07\".")
+
+
+def _line_column(text: str, position: int) -> tuple[int, int]:
+    """1-based line and column of a reader error's position: a byte offset into the UTF-8 text
+    for the C loader, a character offset for the pure-Python one."""
+    if getattr(yaml, "CSafeLoader", None) is _BaseLoader:
+        data = text.encode("utf-8")
+        position = max(0, min(position, len(data)))
+        start = data.rfind(b"\n", 0, position) + 1
+        return data.count(b"\n", 0, position) + 1, len(data[start:position].decode("utf-8", "ignore")) + 1
+    position = max(0, min(position, len(text)))
+    return text.count("\n", 0, position) + 1, position - (text.rfind("\n", 0, position) + 1) + 1
+
+
+def _reset_constructor(loader: _Loader) -> None:
+    """After a failed construction, so that the next document starts clean."""
+    loader.state_generators = []
+    loader.constructed_objects = {}
+    loader.recursive_objects = {}
+    loader.deep_construct = False
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> Diagnostic:
+    mark = exc.problem_mark or exc.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    problem = exc.problem or "invalid YAML"
+    context = f" ({exc.context})" if exc.context else ""
+    source_line = _source_line(text, line)
+    hint = ("Quote ${...} references inside { } or [ ], e.g. host: \"${env:HOST}\"."
+            if "${" in source_line and ("{" in source_line.split("${")[0] or "[" in source_line.split("${")[0])
+            else "Check indentation, quoting and ':' after keys near this line.")
+    return Diagnostic(file, line, column, "RC002", f"YAML syntax error: {problem}{context}", hint=hint)
+
+
+def _source_line(text: str, line: int) -> str:
+    """Line ``line`` (1-based) of ``text``, found without splitting the whole text."""
+    start = 0
+    for _ in range(line - 1):
+        start = text.find("\n", start) + 1
+        if start == 0:
+            return ""
+    end = text.find("\n", start)
+    return text[start:] if end < 0 else text[start:end]
+
+
+def _index_node(node: yaml.Node, path: JsonPath, doc: Document, diagnostics: list[Diagnostic], checked: set[int],
+                loader: _Loader) -> None:
+    """Marks for every JSON path of the expanded document; and, once per node (an alias visits it
+    again), the checks only the node graph can make: duplicate and non-string keys, values JSON
+    cannot carry, unknown tags. A node reported is retagged as text (a key replaced by one), so
+    that construction and the later checks see plain JSON data. Bounded by the composer's caps:
+    at most ``MAX_DEPTH`` deep and ``MAX_DOCUMENT_VALUES`` values, aliases expanded."""
     doc.marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+    first = id(node) not in checked
+    checked.add(id(node))
+    if isinstance(node, yaml.ScalarNode):
+        if first:
+            _check_scalar(node, path, doc, diagnostics, loader)
+        return
+    if first and node.tag != (MAP_TAG if isinstance(node, yaml.MappingNode) else SEQ_TAG):
+        _check_tag(node, path, doc, diagnostics)
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, yaml.Node] = {}
-        for key_node, value_node in node.value:
+        merged: list[yaml.Node] = []
+        for i, (key_node, value_node) in enumerate(node.value):
             if key_node.tag == MERGE_TAG:
-                continue  # `<<: *anchor` may override keys; that is not a duplicate
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else repr(key_node)
+                merged.append(value_node)  # `<<: *anchor` may override keys; that is not a duplicate
+                continue
+            if first and not (isinstance(key_node, yaml.ScalarNode) and key_node.tag == STR_TAG):
+                key_node = _text_key(node, i, path, doc, diagnostics)
+            key = key_node.value
             if key in seen:
-                first = seen[key].start_mark.line + 1
-                diagnostics.append(Diagnostic(
-                    doc.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1, "RC005",
-                    f"duplicate key {key!r}: it is already set on line {first}, and only one value can win",
-                    path=json_path(path + (key,)), hint="Remove one of the two, or merge their contents."))
+                if first:
+                    line = seen[key].start_mark.line + 1
+                    diagnostics.append(Diagnostic(
+                        doc.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1, "RC005",
+                        f"duplicate key {key!r}: it is already set on line {line}, and only one value can win",
+                        path=json_path(path + (key,)), hint="Remove one of the two, or merge their contents."))
                 continue
             seen[key] = key_node
             child = path + (key,)
             doc.key_marks.setdefault(child, (key_node.start_mark.line + 1, key_node.start_mark.column + 1))
-            _index_node(value_node, child, doc, diagnostics)
+            _index_node(value_node, child, doc, diagnostics, checked, loader)
+        # Merged keys after the mapping's own: a key written here wins, and keeps its own mark.
+        for value_node in merged:
+            for source in value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]:
+                if isinstance(source, yaml.MappingNode):
+                    _index_node(source, path, doc, diagnostics, checked, loader)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index_node(item, path + (i,), doc, diagnostics)
+            _index_node(item, path + (i,), doc, diagnostics, checked, loader)
+
+
+def _report_value(node: yaml.Node, path: JsonPath, doc: Document, diagnostics: list[Diagnostic], code: str,
+                  message: str, hint: str) -> None:
+    diagnostics.append(Diagnostic(doc.file, node.start_mark.line + 1, node.start_mark.column + 1, code, message,
+                                  json_path(path), hint=hint))
+
+
+def _check_scalar(node: yaml.ScalarNode, path: JsonPath, doc: Document, diagnostics: list[Diagnostic],
+                  loader: _Loader) -> None:
+    tag = node.tag
+    if tag not in SCALAR_TAGS:
+        _check_tag(node, path, doc, diagnostics)
+        return
+    if tag == STR_TAG or tag == _CORE + "null":  # any text reads as either
+        return
+    text = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+    # An explicit tag on a value that does not read as it (``!!int abc``, ``!!bool maybe``);
+    # an integer is a fine float (``!!float 1``).
+    reads_as = loader.resolve(yaml.ScalarNode, node.value, (True, False))
+    if reads_as != tag and not (tag == _CORE + "float" and reads_as == _CORE + "int"):
+        _report_value(node, path, doc, diagnostics, "RC023", f"wrong type: {text!r} is not {TAG_NAMES[tag]}",
+                      "Remove the tag, or write a value of that type.")
+    elif tag == _CORE + "float" and not _finite(node.value):
+        _report_value(node, path, doc, diagnostics, "RC023", f"wrong type: {text} is not a number JSON can carry",
+                      f"Quote it (\"{text}\") if it is text; the tenant API takes finite numbers only.")
+    elif tag == _CORE + "int" and len(node.value) > MAX_INTEGER_DIGITS:
+        _report_value(node, path, doc, diagnostics, "RC023", f"wrong type: an integer of {len(node.value):,} digits",
+                      "Quote it if it is text; no tenant setting takes a number that large.")
+    else:
+        return
+    node.tag = STR_TAG
+
+
+def _finite(value: str) -> bool:
+    """Whether a YAML float reads as a finite number (``.inf``, ``.nan`` and ``1e999`` do not)."""
+    text = value.replace("_", "").lower()
+    if "inf" in text or "nan" in text:
+        return False
+    try:
+        return math.isfinite(float(text))
+    except ValueError:  # sexagesimal (1:30.5) and the like: finite
+        return True
+
+
+def _check_tag(node: yaml.Node, path: JsonPath, doc: Document, diagnostics: list[Diagnostic]) -> None:
+    """A value whose tag JSON cannot carry (RC023), or that the loader does not know or that does
+    not fit the value (RC002: ``!foo``, ``!!str {a: 1}``); reported once and read as plain text,
+    list or mapping from then on."""
+    text = node.value if isinstance(node, yaml.ScalarNode) else ""
+    text = text if len(text) <= 40 else text[:37] + "..."
+    if node.tag in (MERGE_TAG, _CORE + "value") and isinstance(node, yaml.ScalarNode):
+        _report_value(node, path, doc, diagnostics, "RC023", f"wrong type: {text!r} is read as a YAML "
+                      f"{'merge' if node.tag == MERGE_TAG else 'value'} indicator; quote it: \"{text}\"",
+                      f"Quote it (\"{text}\") to keep it as text.")
+    elif node.tag in NON_JSON_TAGS:
+        what = NON_JSON_TAGS[node.tag]
+        date = node.tag == _CORE + "timestamp"
+        _report_value(node, path, doc, diagnostics, "RC023",
+                      f"wrong type: {what}, which JSON cannot carry" + (f"; quote it: \"{text}\"" if date else ""),
+                      "Quote the value to keep it as text, e.g. since: \"2024-01-01\"." if date
+                      else "Write it as plain text, a list or a mapping; the tenant API takes JSON values only.")
+    else:
+        _report_value(node, path, doc, diagnostics, "RC002", f"unsupported YAML tag {node.tag!r} on this value",
+                      "Remove the tag: manifests hold plain YAML values (text, numbers, booleans, lists, mappings).")
+    node.tag = STR_TAG if isinstance(node, yaml.ScalarNode) else SEQ_TAG if isinstance(node, yaml.SequenceNode) else MAP_TAG
+
+
+def _text_key(node: yaml.MappingNode, i: int, path: JsonPath, doc: Document,
+              diagnostics: list[Diagnostic]) -> yaml.ScalarNode:
+    """RC023 for a key that is not a string (``1:``, ``true:``, ``2024-01-01:``, ``[a, b]:``);
+    the key is replaced by its text (a new node: the old one may be a value elsewhere)."""
+    key_node, value_node = node.value[i]
+    if isinstance(key_node, yaml.ScalarNode):
+        text = key_node.value
+        what = TAG_NAMES.get(key_node.tag, f"tagged {key_node.tag}")
+        message = f"wrong type: the key {text!r} is read as {what}; mapping keys must be strings"
+        hint = f"Quote the key: \"{text}\": ..."
+    else:
+        text = "<a list>" if isinstance(key_node, yaml.SequenceNode) else "<a mapping>"
+        message = f"wrong type: a mapping key must be a string, not {text[1:-1]}"
+        hint = "Use a plain name as the key."
+    diagnostics.append(Diagnostic(doc.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1, "RC023",
+                                  message, json_path(path + (text,)), hint=hint))
+    replacement = yaml.ScalarNode(STR_TAG, text, key_node.start_mark, key_node.end_mark)
+    node.value[i] = (replacement, value_node)
+    return replacement
 
 
 def load(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[Document], list[Diagnostic]]:
@@ -402,6 +851,7 @@ def resolve_env(refs: Mapping[str, Any], env: Mapping[str, str]) -> tuple[dict[s
             values[field_name] = env[name]
         else:
             missing.append(name)
+    mask.register(*values.values())  # resolved secrets are never shown again (see mask.py)
     return values, missing
 
 
@@ -417,10 +867,10 @@ def _scalar(text: str) -> Any:
 def load_variables(path: Path) -> tuple[dict[str, Any], list[Diagnostic]]:
     """A variables file: a YAML mapping of name to scalar."""
     name = display_path(path)
-    if not path.is_file():
+    if not path.exists():
         return {}, [Diagnostic(name, 0, 0, "RC080", f"variables file {name} does not exist",
                                hint="Fix the path in reconciler.yaml (varFiles) or in --var-file.")]
-    text, problem = read_text(path)
+    text, problem = read_text(path)  # refuses a folder, FIFO or device (RC001), or a file too large (RC006)
     if problem is not None:
         return {}, [problem]
     docs, diagnostics = parse(text or "", name)

@@ -7,18 +7,25 @@ environment variables or variables, literal secrets, workflows that manage nothi
 prefixes too short to mean "ours"), each with a stable code and a source position. Secret values
 are never read here: secret fields keep their ``${env:NAME}`` reference, and only the presence of
 NAME is checked.
+
+What passes here must not fail later for its shape: an integer field takes only integers (JSON
+Schema would take 443.0, the tenant does not), and a JSON setting written as a string (which the
+plan parses) is no deeper than ``manifests.MAX_DEPTH``. Files too large, too deep, alias bombs
+and values JSON cannot carry are refused by ``manifests`` before they get here.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
+import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
-from jsonschema import ValidationError
+from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.exceptions import best_match
 
 from reconciler import cron, kinds, manifests
@@ -30,6 +37,16 @@ from reconciler.state import DEFAULT_STATE_FILE
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 SECRET_LOOKING = re.compile(r"password|secret|private_?key|passphrase|token", re.I)
 MIN_PREFIX = 3  # an ownership prefix shorter than this claims objects made elsewhere (the UI's, another team's)
+
+# JSON Schema counts 443.0 as an integer; the tenant does not. Booleans are not integers either.
+_Strict = validators.extend(Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)))
+
+
+@functools.cache
+def _validator(kind: str) -> Draft202012Validator:
+    """The kind's schema, with integers that are integers."""
+    return _Strict(kinds.validator(kind).schema)
 
 
 @dataclass
@@ -82,6 +99,7 @@ def validate(
     env: Mapping[str, str] | None = None,
     allow_missing_secrets: bool = False,
     allow_literal_secrets: bool = False,
+    api_key_env: str = "ATLAN_API_KEY",
 ) -> Manifests:
     paths = list(paths)
     env = os.environ if env is None else env
@@ -90,6 +108,11 @@ def validate(
     report.diagnostics.extend(diagnostics)
 
     project, documents = _project(paths, documents, report)
+    # The state file may live among the manifests as a link to a file not written yet (a state
+    # file shared by several projects): not a manifest, so not a link that hides one.
+    state_file = os.path.abspath(project.state_file)
+    report.diagnostics = [d for d in report.diagnostics
+                          if not (d.code == "RC001" and d.file and os.path.abspath(d.file) == state_file)]
     all_var_files = [*project.var_files, *(Path(v) for v in var_files)]
     # Variables files may live among the manifests; they are not manifests.
     # Compared by real path: either may have been reached through a link (realpath, unlike
@@ -110,6 +133,7 @@ def validate(
         if data is not None:
             checked.append((doc, data, valid))
 
+    _check_secret_use(checked, env, api_key_env, report)
     resources = _cross_check(checked, report)
     return Manifests(resources=resources, project=project, diagnostics=sorted(set(report.diagnostics)),
                      files=[manifests.display_path(f) for f in files], documents=len(documents))
@@ -210,8 +234,57 @@ def _check_document(doc: Document, subs: Substitution, report: _Reporter) -> tup
     schema_ok = _schema_ok(doc, substituted, kind, report, reported=() if ok else ("apiVersion",))
     _check_schedules(doc, spec, substituted, report)
     _check_semantics(doc, spec, substituted, report)
+    _check_json_settings(doc, substituted, report)
     valid = ok and schema_ok and not any(d.is_error for d in report.diagnostics[before:])
     return substituted, valid
+
+
+PROTECTED_VARIABLES = ("RECONCILER_FINGERPRINT_KEY",)  # and the API key's variable
+
+
+def _check_secret_use(checked: list[tuple[Document, dict[str, Any], bool]], env: Mapping[str, str], api_key_env: str,
+                      report: _Reporter) -> None:
+    """RC057: the API key (or the fingerprint key) named anywhere in a manifest, or typed in it;
+    and a field that is not secret taking a variable that is a secret elsewhere in the manifests.
+    Either would send it where it is stored and shown in clear (a plan, a pull-request comment,
+    the tenant's public fields)."""
+    protected = {api_key_env, *PROTECTED_VARIABLES}
+    key_values = {env[name]: name for name in protected if env.get(name)}
+    secret_variables: set[str] = set()
+    for doc, data, _ in checked:
+        spec = kinds.KINDS.get(str(data.get("kind")))
+        for path, value in _leaves(doc.data):
+            if spec is not None and _is_secret(spec, path) and isinstance(value, str):
+                secret_variables |= {m["name"] for m in manifests.REFERENCE.finditer(value) if m["source"] == "env"}
+    for doc, data, _ in checked:
+        spec = kinds.KINDS.get(str(data.get("kind")))
+        for path, value in _leaves(doc.data):
+            if not isinstance(value, str):
+                continue
+            secret_field = spec is not None and _is_secret(spec, path)
+            names = {m["name"] for m in manifests.REFERENCE.finditer(value) if m["source"] == "env"}
+            named_key = sorted(names & protected) or ([key_values[value]] if value in key_values else [])
+            if named_key:
+                report.at(doc, path, "RC057", f"{named_key[0]} is the tenant's API key (or the fingerprint key): never "
+                          "written in a manifest, where it would be sent to the tenant and shown",
+                          "Remove it; give a credential its own secret variables.")
+            elif not secret_field and names & secret_variables:
+                source = sorted(names & secret_variables)[0]
+                report.at(doc, path, "RC057", f"this field is not secret, but it takes {source}, which is a secret "
+                          "elsewhere: it would be stored and shown in clear",
+                          "Use a separate variable for a value that is not secret, or put it in a secret field "
+                          "(username, password, secretExtra).")
+
+
+def _leaves(data: Any, path: JsonPath = ()) -> Iterator[tuple[JsonPath, Any]]:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _leaves(value, (*path, key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from _leaves(value, (*path, i))
+    else:
+        yield path, data
 
 
 def _is_secret(spec: kinds.KindSpec, path: JsonPath) -> bool:
@@ -227,7 +300,7 @@ def _schema_ok(doc: Document, data: Any, kind: str, report: _Reporter, reported:
     """Report the schema errors, except under the top-level fields in ``reported`` (already said)
     and at the exact paths in ``covered`` (said more precisely by another check). True when the
     data has no schema error, or only covered ones."""
-    errors = [e for e in kinds.validator(kind).iter_errors(data) if tuple(e.absolute_path) not in covered]
+    errors = [e for e in _validator(kind).iter_errors(data) if tuple(e.absolute_path) not in covered]
     for error in errors:
         top = error.absolute_path[0] if error.absolute_path else None
         if top in reported or (error.validator == "required" and not error.absolute_path
@@ -255,8 +328,13 @@ def _report_schema_error(doc: Document, error: ValidationError, report: _Reporte
             report.at(doc, path, "RC022", f"missing required field {name!r} in {where}", description)
     elif error.validator == "type":
         expected = error.validator_value if isinstance(error.validator_value, str) else " or ".join(error.validator_value)
-        report.at(doc, path, "RC023", f"{where} must be {expected}, got {_type_name(error.instance)}",
-                  error.schema.get("description", ""))
+        got = _type_name(error.instance)
+        hint = error.schema.get("description", "")
+        if isinstance(error.instance, float) and "integer" in expected:
+            got = f"{error.instance!r}, a number with a decimal point"
+            if error.instance.is_integer():
+                hint = f"Write {int(error.instance)}. " + hint
+        report.at(doc, path, "RC023", f"{where} must be {expected}, got {got}", hint.strip())
     elif path == ("metadata", "name"):
         suggestion = re.sub(r"[^a-z0-9._-]+", "-", str(error.instance).lower()).strip("-._")
         report.at(doc, path, "RC030", f"invalid name {error.instance!r}: names use lower-case letters, digits, "
@@ -312,6 +390,43 @@ def _check_semantics(doc: Document, spec: kinds.KindSpec, data: dict[str, Any], 
             if SECRET_LOOKING.search(str(key)):
                 report.at(doc, ("spec", plain, key), "RC056", f"{plain}.{key} looks like a secret, but {plain} is shown in plans",
                           f"Move it to {secret}.{key} and write it as ${{env:NAME}}.", severity="warning")
+
+
+def _check_json_settings(doc: Document, data: dict[str, Any], report: _Reporter) -> None:
+    """RC007 for an input written as a JSON string (the plan parses it) nested past the cap, which
+    would otherwise exhaust the recursion of every later stage."""
+    inputs = _spec_of(data).get("inputs")
+    for key, value in inputs.items() if isinstance(inputs, dict) else ():
+        if not isinstance(value, str) or value.lstrip()[:1] not in ("{", "["):
+            continue
+        path = ("spec", "inputs", key)
+        room = manifests.MAX_DEPTH - len(path)
+        if value.count("[") + value.count("{") <= room:
+            continue  # cannot be that deep: the common case costs two counts
+        try:
+            depth = _depth(json.loads(value), room + 1)
+        except RecursionError:
+            depth = room + 1
+        except ValueError:
+            continue  # not JSON: it stays a string
+        if depth > room:
+            report.at(doc, path, "RC007", f"nested too deeply: this JSON setting has more than {room} levels, and the "
+                      f"manifest may nest at most {manifests.MAX_DEPTH} in all",
+                      "Flatten the structure; no setting needs that depth.")
+
+
+def _depth(value: Any, limit: int) -> int:
+    """How deeply lists and mappings nest in ``value``, counted up to ``limit`` (without recursion)."""
+    deepest = 0
+    pending = [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, (dict, list)):
+            if level >= limit:
+                return limit
+            deepest = max(deepest, level)
+            pending.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 # -- across documents --------------------------------------------------------------------------------

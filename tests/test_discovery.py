@@ -1,6 +1,8 @@
 """Finding the manifest files: folders reached through links are followed, loops end, and anything
 that cannot be seen (a link that points nowhere, an unreadable folder or file) is an RC001 error,
-so that plan and apply refuse to run instead of pruning what the unseen files declare."""
+so that plan and apply refuse to run instead of pruning what the unseen files declare. Only
+regular files are read (a FIFO or a device named like a manifest is an error, never opened), and
+at most MAX_FILE_BYTES of them."""
 
 from __future__ import annotations
 
@@ -8,13 +10,14 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from reconciler.errors import Diagnostic
-from reconciler.manifests import _Walk, discover, read_text
+from reconciler.manifests import MAX_FILE_BYTES, _Walk, discover, load_variables, read_text
 from reconciler.model import ResourceKey
 from reconciler.sandbox import Sandbox
 from reconciler.validate import validate
@@ -207,6 +210,70 @@ def test_a_file_that_vanishes_before_it_is_read_is_an_error(tmp_path: Path) -> N
     assert text is None and problem is not None
     assert (problem.code, problem.severity) == ("RC001", "error")
     assert "app.yaml" in problem.message and "No such file or directory" in problem.message and problem.hint
+
+
+def read_within(path: Path, seconds: float = 10) -> tuple[str | None, Diagnostic | None]:
+    """read_text in a thread that must finish: a FIFO opened the blocking way would wait forever."""
+    done: list[tuple[str | None, Diagnostic | None]] = []
+    reader = threading.Thread(target=lambda: done.append(read_text(path)), daemon=True)
+    reader.start()
+    reader.join(seconds)
+    assert done, f"reading {path} did not finish within {seconds} s"
+    return done[0]
+
+
+def test_fifos_devices_and_sockets_named_like_manifests_are_errors_and_never_opened(tmp_path: Path) -> None:
+    (tmp_path / "cred.yaml").write_text(CRED)
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "zero.yaml").symlink_to("/dev/zero")  # a character device once the link is followed
+    os.mkfifo(tmp_path / "pipe.txt")  # not named like a manifest: not ours to judge
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links" / "pipe.yml").symlink_to(tmp_path / "pipe.yaml")
+    files, diagnostics = discover([tmp_path])
+    assert names(files, tmp_path) == ["cred.yaml"]
+    assert [(d.code, Path(d.file).name, d.line, d.column) for d in diagnostics] == [
+        ("RC001", "pipe.yaml", 0, 0), ("RC001", "zero.yaml", 0, 0), ("RC001", "pipe.yml", 0, 0)]
+    assert [d.message.rsplit(": ", 1)[1] for d in diagnostics] == [
+        "it is a FIFO (named pipe)", "it is a character device", "it is a FIFO (named pipe)"]
+    assert all("not a regular file" in d.message and d.hint for d in diagnostics)
+
+    # Given by name, and when read directly (a race: it was a file when listed): never opened.
+    given = discover([tmp_path / "pipe.yaml", tmp_path / "zero.yaml"])[1]
+    assert [(d.code, "not a regular file or folder" in d.message) for d in given] == [("RC001", True)] * 2
+    for special in ("pipe.yaml", "zero.yaml"):
+        text, problem = read_within(tmp_path / special)
+        assert text is None and problem is not None and problem.code == "RC001", problem
+    assert [d.code for d in validate([tmp_path], env=ENV).errors] == ["RC001", "RC001", "RC001"]
+
+
+def test_a_variables_file_that_is_a_fifo_is_an_error_not_a_missing_file(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "vars.yaml")
+    variables, problems = load_variables(tmp_path / "vars.yaml")
+    assert variables == {} and [(p.code, "FIFO" in p.message) for p in problems] == [("RC001", True)]
+    assert [p.code for p in load_variables(tmp_path / "missing.yaml")[1]] == ["RC080"]
+
+
+def test_a_file_over_the_size_cap_is_refused_unread(tmp_path: Path) -> None:
+    with open(tmp_path / "huge.yaml", "wb") as out:
+        out.truncate(MAX_FILE_BYTES + 1)  # sparse: no disk, and never read
+    (tmp_path / "at-the-cap.yaml").write_text(CRED + "#" * (MAX_FILE_BYTES - len(CRED) - 1) + "\n")
+    text, problem = read_text(tmp_path / "huge.yaml")
+    assert text is None and problem is not None
+    assert (problem.code, problem.line, problem.column) == ("RC006", 1, 1)
+    assert f"{MAX_FILE_BYTES + 1:,} bytes" in problem.message and "Split it" in problem.hint
+    text, problem = read_text(tmp_path / "at-the-cap.yaml")
+    assert problem is None and text is not None and len(text) == MAX_FILE_BYTES
+
+
+def test_the_state_file_may_be_a_link_to_a_file_not_written_yet(tmp_path: Path) -> None:
+    (tmp_path / "reconciler.yaml").write_text("apiVersion: reconciler/v1\nkind: Project\nmetadata: {name: p}\n"
+                                              "spec: {stateFile: state-link.json}\n")
+    (tmp_path / "cred.yaml").write_text(CRED)
+    (tmp_path / "state-link.json").symlink_to(tmp_path / "common" / "state.json")  # shared, written by the first apply
+    (tmp_path / "team").symlink_to(tmp_path / "moved")  # a folder of manifests gone: still an error
+    result = validate([tmp_path], env=ENV)
+    assert errors(result.diagnostics, tmp_path) == [("RC001", "team")]
+    assert result.project.state_file == tmp_path / "state-link.json"
 
 
 def test_prune_never_runs_while_a_manifests_folder_cannot_be_seen(sandbox: Sandbox, introspect: Introspection,

@@ -206,3 +206,101 @@ def test_a_symlinked_manifests_folder_keeps_its_state_file_beside_it(tmp_path: P
     assert result.errors == []
     assert result.project.state_file == tmp_path / "link" / "state.json"
     assert validate([tmp_path / "link", real]).documents == 0  # the same files are read once
+
+
+# -- bounded input and values JSON can carry -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("expr, problem", [
+    ("0 0 30 2 *", "never fires"),
+    ("0 0 31 4,6 *", "never fires"),
+    ("0 0 L * *", "'L' (last)"),
+    ("0 0 LW * *", "'L' (last)"),
+    ("0 0 15W * *", "'W' (nearest weekday)"),
+    ("0 9 * * 1#2", "'#' (nth weekday)"),
+    ("0 0 ? * *", "'?' (no value)"),
+    ("H 0 * * *", "'H' (hashed)"),
+    ("0 9 * * 5-1", "backward range 5-1"),
+    ("0 9 * dec-jan *", "backward range dec-jan"),
+    ("0 9 * * FRIDAY", "invalid day-of-week field"),
+])
+def test_crons_that_never_fire_or_use_extensions_are_refused(expr: str, problem: str) -> None:
+    from reconciler.cron import cron_problem
+
+    found = cron_problem(expr)
+    assert found is not None and problem in found, found
+
+
+@pytest.mark.parametrize("expr", ["0 0 29 2 *", "0 0 31 * *", "0 0 31 2 1", "*/15 9-17 * * MON-FRI", "5/15 * * * *",
+                                  "0 0 * * 7", "0 0 1,15 * *", "0 0 1-5/2 * *", "@daily", "0 9 * jan-mar sun"])
+def test_standard_crons_that_fire_are_accepted(expr: str) -> None:
+    from reconciler.cron import cron_problem
+
+    assert cron_problem(expr) is None
+
+
+def test_an_integer_field_takes_only_integers(tmp_path: Path) -> None:
+    def port(value: str) -> list[tuple[str, str, str]]:
+        (tmp_path / "c.yaml").write_text("apiVersion: reconciler/v1\nkind: Credential\nmetadata: {name: c}\n"
+                                         f"spec: {{connector: x, authType: basic, port: {value}}}\n")
+        return [(d.code, d.message, d.hint) for d in validate([tmp_path]).errors]
+
+    assert port("443") == []
+    [(code, message, hint)] = port("443.0")
+    assert code == "RC023" and message == "spec.port must be integer, got 443.0, a number with a decimal point"
+    assert hint.startswith("Write 443.")
+    assert [c for c, _, _ in port("443.5")] == ["RC023"] and [c for c, _, _ in port("true")] == ["RC023"]
+
+
+def test_values_json_cannot_carry_are_located_and_read_as_text(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: App\nmetadata: {name: a}\nspec:\n  appId: postgres-crawler\n"
+        "  connection: {name: c}\n  inputs:\n    since: 2024-01-31\n    blob: !!binary aGk=\n    ratio: .nan\n"
+        "    tags: !!set {a, b}\n    ? [x, y]\n    : z\n    2: two\n    n: !!int many\n    ok: '2024-01-31'\n")
+    result = validate([tmp_path])
+    assert [(d.code, d.line, d.column, d.path) for d in result.errors] == [
+        ("RC023", 8, 12, "spec.inputs.since"), ("RC023", 9, 11, "spec.inputs.blob"),
+        ("RC023", 10, 12, "spec.inputs.ratio"), ("RC023", 11, 11, "spec.inputs.tags"),
+        ("RC023", 12, 7, "spec.inputs.<a list>"), ("RC023", 14, 5, "spec.inputs.2"), ("RC023", 15, 8, "spec.inputs.n")]
+    assert result.errors[0].message == 'wrong type: a YAML date, which JSON cannot carry; quote it: "2024-01-31"'
+    assert "'2' is read as an integer" in result.errors[5].message and result.errors[5].hint == 'Quote the key: "2": ...'
+
+
+def test_merged_values_are_checked_and_keys_written_beside_a_merge_keep_their_place(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: App\nmetadata: {name: a}\nspec:\n  appId: postgres-crawler\n"
+        "  connection: {name: c}\n  inputs:\n    <<: {since: 2024-01-31, port: 1}\n    port: 5.5\n"
+        "  schedules:\n    - &s {cron: '0 1 * * *', timezone: Nowhere/City}\n    - <<: *s\n      cron: '0 0 30 2 *'\n")
+    result = validate([tmp_path])
+    assert [(d.code, d.line, d.path) for d in result.errors] == [
+        ("RC023", 8, "spec.inputs.since"), ("RC041", 11, "spec.schedules[0].timezone"),
+        ("RC041", 11, "spec.schedules[1].timezone"), ("RC040", 13, "spec.schedules[1].cron")]
+
+
+def test_a_document_that_cannot_be_constructed_does_not_hide_the_next_one(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: App\nmetadata: {name: a}\nspec: {<<: 1}\n---\n"
+        "apiVersion: reconciler/v1\nkind: Credential\nmetadata: {name: c}\nspec: {connector: x, authType: basic}\n")
+    result = validate([tmp_path])
+    assert [(d.code, d.line) for d in result.errors] == [("RC002", 4)]
+    assert list(result.resources) == [ResourceKey("Credential", "c")]
+
+
+def test_the_caps_are_limits_not_approximations() -> None:
+    from reconciler.manifests import MAX_ALIAS_VALUES, MAX_DEPTH, MAX_DOCUMENT_VALUES, parse
+
+    def codes(text: str) -> list[tuple[str, int]]:
+        return [(d.code, d.line) for d in parse(text, "t.yaml")[1]]
+
+    assert codes("a: " + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1)) == []  # the root mapping is level 1
+    assert codes("a: " + "[" * MAX_DEPTH + "]" * MAX_DEPTH) == [("RC007", 1)]
+    shallow = "[" * 50 + "]" * 50
+    assert codes(f"a: &x {shallow}\nb: [{'[' * 48}*x{']' * 48}]\n") == []  # 1 + 49 + 50 levels
+    assert codes(f"a: &x {shallow}\nb: [{'[' * 49}*x{']' * 49}]\n") == [("RC007", 2)]
+    items = MAX_DOCUMENT_VALUES - 3  # the root mapping, its key and the list
+    assert codes("a: [" + ",".join(["1"] * items) + "]\n") == []
+    assert codes("a: [" + ",".join(["1"] * (items + 1)) + "]\n") == [("RC008", 1)]
+    per_document = "---\na: &x [" + ",".join(["1"] * 999) + "]\nb: [*x, *x, *x, *x, *x, *x, *x, *x, *x, *x]\n"
+    documents = MAX_ALIAS_VALUES // 10_000  # each repeats 10 x 1,000 values through aliases
+    assert codes(per_document * documents) == []
+    assert codes(per_document * (documents + 1)) == [("RC008", documents * 3 + 3)]
