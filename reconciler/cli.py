@@ -95,14 +95,16 @@ def validate(paths: tuple[str, ...], var_files: tuple[str, ...], fmt: str, allow
              allow_literal_secrets: bool) -> None:
     """Check manifests offline and report every problem in every file at once.
 
-    Nothing is sent to the tenant. Exit 0 when valid, 1 when there are errors.
+    Nothing is sent to the tenant. Exit 0 when valid, 1 when there are errors. Given only files
+    (as a pre-commit hook passes them), the project they belong to (its reconciler.yaml, found by
+    walking up) is read too, so that variables and references resolve; their problems are shown.
     """
     from reconciler import render
     from reconciler.errors import ManifestError
     from reconciler.validate import validate as run_validation
 
     result = run_validation(paths, var_files=var_files, allow_missing_secrets=allow_missing_secrets,
-                            allow_literal_secrets=allow_literal_secrets)
+                            allow_literal_secrets=allow_literal_secrets, only_given_files=True)
     if fmt == "json":
         click.echo(render.diagnostics_json(result.diagnostics, files=len(result.files), documents=result.documents), nl=False)
     else:

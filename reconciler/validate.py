@@ -100,8 +100,18 @@ def validate(
     allow_missing_secrets: bool = False,
     allow_literal_secrets: bool = False,
     api_key_env: str = "ATLAN_API_KEY",
+    only_given_files: bool = False,
 ) -> Manifests:
+    """``only_given_files``: when only files are given, report only their problems (what a
+    pre-commit hook wants); plan and apply always hear of every problem of the project."""
     paths = list(paths)
+    # Given only files (as a pre-commit hook passes them): the whole project they belong to is
+    # validated, so that ${var:} and references to other files resolve, and their problems shown.
+    project_file = _project_file_above(paths)
+    given = {manifests.display_path(Path(p)) for p in paths} if project_file and only_given_files else set()
+    if project_file:
+        given |= {manifests.display_path(project_file)} if given else set()
+        paths = [project_file.parent]
     env = os.environ if env is None else env
     files, documents, diagnostics = manifests.load(paths)
     report = _Reporter()
@@ -135,11 +145,28 @@ def validate(
 
     _check_secret_use(checked, env, api_key_env, report)
     resources = _cross_check(checked, report)
+    if given:
+        report.diagnostics = [d for d in report.diagnostics if not d.file or d.file in given]
     return Manifests(resources=resources, project=project, diagnostics=sorted(set(report.diagnostics)),
                      files=[manifests.display_path(f) for f in files], documents=len(documents))
 
 
 # -- the project file ----------------------------------------------------------------------------
+
+
+def _project_file_above(paths: list[Any]) -> Path | None:
+    """Given only files, the project's reconciler.yaml found by walking up from the first one, to
+    the top of the Git checkout."""
+    if not paths or any(os.path.isdir(p) or Path(p).name == kinds.PROJECT_FILE for p in paths):
+        return None
+    folder = Path(os.path.abspath(paths[0])).parent
+    while True:
+        candidate = folder / kinds.PROJECT_FILE
+        if candidate.is_file():
+            return Path(os.path.relpath(candidate))
+        if (folder / ".git").exists() or folder.parent == folder:
+            return None
+        folder = folder.parent
 
 
 def _project(paths: list[Any], documents: list[Document], report: _Reporter) -> tuple[Project, list[Document]]:

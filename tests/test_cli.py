@@ -73,3 +73,22 @@ def test_every_option_of_every_command_has_help() -> None:
     missing = [f"{name} {param.opts[0]}" for name, command in commands(cli) for param in command.params
                if isinstance(param, click.Option) and not param.help]
     assert missing == []
+
+
+def test_validate_of_one_file_reads_its_project(tmp_path: Path) -> None:
+    import shutil
+
+    root = Path(__file__).resolve().parent.parent
+    shutil.copytree(root / "specs", tmp_path / "specs", ignore=shutil.ignore_patterns("reconciler.state.json"))
+    env = {**os.environ, **SECRETS}
+    one = subprocess.run([sys.executable, "-m", "reconciler", "validate", "specs/credentials.yaml", "specs/apps/snowflake.yaml"],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    # ${var:} from the project's varFiles resolves, and credentialRef finds the credential in its own file.
+    assert one.returncode == 0, one.stdout + one.stderr
+    (tmp_path / "specs" / "apps" / "postgres.yaml").write_text("x: [\n")
+    other = subprocess.run([sys.executable, "-m", "reconciler", "validate", "specs/apps/snowflake.yaml"],
+                           capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    assert other.returncode == 0 and "postgres.yaml" not in other.stdout  # only the given file's problems
+    broken = subprocess.run([sys.executable, "-m", "reconciler", "validate", "specs/apps/postgres.yaml"],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    assert broken.returncode == 1 and "specs/apps/postgres.yaml:2:1: RC002" in broken.stdout, broken.stdout
