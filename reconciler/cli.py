@@ -213,7 +213,8 @@ def plan(paths: tuple[str, ...], out: str | None, fmt: str, targets: tuple[str, 
         with connect(base_url, api_key_env) as tenant:
             result = make_plan(paths, tenant.client, api_key=tenant.api_key, var_files=var_files,
                                allow_missing_secrets=allow_missing_secrets, prune=prune, targets=chosen,
-                               parallelism=parallelism, tenant_id=tenant.identity, adopt_schedules=adopt_schedules)
+                               parallelism=parallelism, tenant_id=tenant.identity, adopt_schedules=adopt_schedules,
+                               api_key_env=api_key_env)
     except ManifestError as exc:
         _refuse_invalid(exc, fmt)
         raise

@@ -43,10 +43,10 @@ DEFAULT_MAX_DELETES = 10
 
 
 def load_manifests(paths: Iterable[str], *, var_files: Iterable[str] = (), env: Mapping[str, str] | None = None,
-                   allow_missing_secrets: bool = False) -> Manifests:
+                   allow_missing_secrets: bool = False, api_key_env: str = "ATLAN_API_KEY") -> Manifests:
     """Validate, and refuse (with every diagnostic) when there is any error."""
     manifests = validate(paths, var_files=var_files, env=os.environ if env is None else env,
-                         allow_missing_secrets=allow_missing_secrets)
+                         allow_missing_secrets=allow_missing_secrets, api_key_env=api_key_env)
     if manifests.errors:
         raise ManifestError(manifests.diagnostics)
     return manifests
@@ -75,13 +75,15 @@ def make_plan(
     tenant_id: str | None = None,
     adopt_schedules: bool = False,
     manifests: Manifests | None = None,
+    api_key_env: str = "ATLAN_API_KEY",
 ) -> PlanResult:
     """``tenant_id``: what the state file and the plan call this tenant (default: its base URL).
     ``manifests``: already validated (apply validates before it takes the state lock)."""
     env = os.environ if env is None else env
     tenant_id = tenant_id or client.base_url
     if manifests is None:
-        manifests = load_manifests(paths, var_files=var_files, env=env, allow_missing_secrets=allow_missing_secrets)
+        manifests = load_manifests(paths, var_files=var_files, env=env, allow_missing_secrets=allow_missing_secrets,
+                                   api_key_env=api_key_env)
     targets = tuple(targets)
     unknown = [t for t in targets if t not in manifests.resources]
     state = open_state(manifests.project)
@@ -221,7 +223,7 @@ def apply(
     if saved_plan:
         plan, manifests = read_saved_plan(saved_plan, api_key=api_key, tenant_id=tenant_id, max_age=max_plan_age)
     else:
-        manifests = load_manifests(paths, var_files=var_files, env=env)
+        manifests = load_manifests(paths, var_files=var_files, env=env, api_key_env=api_key_env)
     project = manifests.project
     workers = parallelism or project.parallelism or DEFAULT_PARALLELISM
     lock_notes: list[str] = []

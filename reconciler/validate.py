@@ -266,7 +266,7 @@ def _check_document(doc: Document, subs: Substitution, report: _Reporter) -> tup
     return substituted, valid
 
 
-PROTECTED_VARIABLES = ("RECONCILER_FINGERPRINT_KEY",)  # and the API key's variable
+PROTECTED_VARIABLES = ("ATLAN_API_KEY", "RECONCILER_FINGERPRINT_KEY")  # and the variable --api-key-env names
 
 
 def _check_secret_use(checked: list[tuple[Document, dict[str, Any], bool]], env: Mapping[str, str], api_key_env: str,

@@ -92,3 +92,12 @@ def test_validate_of_one_file_reads_its_project(tmp_path: Path) -> None:
     broken = subprocess.run([sys.executable, "-m", "reconciler", "validate", "specs/apps/postgres.yaml"],
                             capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
     assert broken.returncode == 1 and "specs/apps/postgres.yaml:2:1: RC002" in broken.stdout, broken.stdout
+
+
+def test_the_variable_named_by_api_key_env_is_never_allowed_in_a_manifest(sandbox: Sandbox, tmp_path: Path) -> None:
+    folder = manifests(tmp_path, app("key-app", None, inputs="{extraction_method: agent, agent_json: {a: \"${env:MY_KEY}\"}}"))
+    env = {**os.environ, "ATLAN_BASE_URL": sandbox.base_url, "MY_KEY": TOKEN}
+    done = subprocess.run([sys.executable, "-m", "reconciler", "plan", str(folder), "--api-key-env", "MY_KEY"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1 and "RC057 MY_KEY is the tenant's API key" in done.stderr, done.stderr
+    assert TOKEN not in done.stdout + done.stderr
