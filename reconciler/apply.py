@@ -30,7 +30,7 @@ from reconciler import kinds, render
 from reconciler.client import ApiClient, credential_test_passed
 from reconciler.errors import ApiError, ConflictError, NotFoundError, ReconcilerError, ServerError
 from reconciler.fetch import SCHEDULE_ANNOTATION, TIMEZONE_ANNOTATION, Live
-from reconciler.manifests import resolve_env
+from reconciler.manifests import protected_references, resolve_env
 from reconciler.model import ResourceKey
 from reconciler.normalize import canonical_json, canonical_schedule, wire_inputs
 from reconciler.plan import Action, Change, Plan
@@ -94,9 +94,6 @@ class Options:
     # Never sent as a credential secret, whatever a manifest or a plan file names.
     api_key: str = ""
     api_key_env: str = "ATLAN_API_KEY"
-
-
-PROTECTED_VARIABLES = ("ATLAN_API_KEY", "RECONCILER_FINGERPRINT_KEY")
 
 
 def _now() -> str:
@@ -227,8 +224,7 @@ class Applier:
     def _secrets(self, change: Change) -> dict[str, str]:
         refs = change.settings.get("secret_refs") or {}
         values, missing = resolve_env(refs, self.options.env)
-        protected = {*PROTECTED_VARIABLES, self.options.api_key_env}
-        named = sorted({str(ref) for ref in refs.values() if any(f"${{env:{p}}}" == ref for p in protected)})
+        named = sorted({name for ref in refs.values() for name in protected_references(str(ref), self.options.api_key_env)})
         if named or (self.options.api_key and self.options.api_key in values.values()):
             raise ReconcilerError(f"{change.key} would send the tenant's API key (or the fingerprint key) as a credential "
                                   f"secret{': ' + ', '.join(named) if named else ''}; refused",

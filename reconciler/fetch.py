@@ -190,7 +190,6 @@ def app_resource(item: Mapping[str, Any], record: Mapping[str, Any]) -> Resource
         "credential_guid": credential_guid,
         "schedules": schedules,  # triggers: seen through the API, or recorded
         "schedules_source": source,  # "api", "state" or None (unknown)
-        "pending_schedules": pending,  # unverified intents from the state file
         "fingerprint": fingerprint(item),
     }
     return Resource(key=ResourceKey("App", str(item.get("name"))), spec=spec, server=server)

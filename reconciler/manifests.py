@@ -839,6 +839,17 @@ def substitute(doc: Document, data: Any, is_secret: Callable[[JsonPath], bool], 
     return walk(data, ())
 
 
+# Variables never sent as a credential's secret nor written in a manifest: the API key (by its
+# usual name, and by the name --api-key-env gives) and the key of the secret fingerprints.
+PROTECTED_VARIABLES = ("ATLAN_API_KEY", "RECONCILER_FINGERPRINT_KEY")
+
+
+def protected_references(text: str, api_key_env: str = "ATLAN_API_KEY") -> list[str]:
+    """The protected variables a value names with ``${env:NAME}``."""
+    protected = {*PROTECTED_VARIABLES, api_key_env}
+    return sorted({m["name"] for m in REFERENCE.finditer(text) if m["source"] == "env" and m["name"] in protected})
+
+
 def resolve_env(refs: Mapping[str, Any], env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
     """The values behind ``{field: "${env:NAME}"}`` references, and the names that are not set
     (a value that is not exactly one ``${env:NAME}`` counts as unset)."""

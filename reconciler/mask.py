@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import json
 import threading
-from typing import Any, Iterable, TextIO
+from typing import Any, TextIO
 
 SENSITIVE = "(sensitive)"
 MIN_LENGTH = 3  # shorter values are too common to replace in text (and are not worth the name secret)
@@ -45,16 +45,8 @@ def register(*values: Any) -> None:
             _forms[:] = sorted(forms, key=len, reverse=True)
 
 
-def registered() -> frozenset[str]:
-    with _lock:
-        return frozenset(_secrets)
 
 
-def forget_all() -> None:
-    """For tests that run several commands in one process."""
-    with _lock:
-        _secrets.clear()
-        _forms.clear()
 
 
 def mask(text: str) -> str:
@@ -82,10 +74,6 @@ def mask_data(obj: Any) -> Any:
     return obj
 
 
-def contains_secret(values: Iterable[Any]) -> str | None:
-    """The first registered secret found (whole) among these values, if any."""
-    secrets = registered()
-    return next((v for v in values if isinstance(v, str) and v in secrets), None)
 
 
 class MaskingStream(io.TextIOBase):

@@ -14,13 +14,14 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from reconciler.apply import PROTECTED_VARIABLES, ApplyError
+from reconciler.apply import ApplyError
 from reconciler.client import ApiClient
 from reconciler.errors import PlanStaleError
 from reconciler.fetch import Live, fetch
 from reconciler.model import Resource, ResourceKey
 from reconciler.plan import MAC_FIELD, Action, Plan, mac_matches, plan_mac
 from reconciler.files import shown_path
+from reconciler.manifests import protected_references
 from reconciler.mask import mask_data
 from reconciler.state import StateFile, TenantState, fingerprint_key, records_of
 from reconciler.validate import Manifests, Project, validate
@@ -105,7 +106,6 @@ def check_saved_plan(plan: Plan, state: StateFile, tenant_id: str, project: Proj
         raise PlanStaleError(["the state file's records changed since the plan (another apply or `reconciler state` "
                               "ran), so what the plan says about schedules no longer holds"])
     declared = frozenset(declared)
-    protected = {*PROTECTED_VARIABLES, api_key_env}
     problems = []
     deletes = 0
     seen: set[tuple[Action, ResourceKey]] = set()
@@ -116,7 +116,7 @@ def check_saved_plan(plan: Plan, state: StateFile, tenant_id: str, project: Proj
         if change.action is not Action.DELETE and change.key not in declared:
             problems.append(f"{change.key}: this project does not declare it")
         refs = (change.settings.get("secret_refs") or {}).values()
-        if any(f"${{env:{name}}}" == ref for ref in refs for name in protected):
+        if any(protected_references(str(ref), api_key_env) for ref in refs):
             problems.append(f"{change.key}: a secret reference names the API key or the fingerprint key")
         if change.action in (Action.UPDATE, Action.REPLACE, Action.DELETE) and not change.fingerprint:
             problems.append(f"{change.key}: {change.action.value} without the fingerprint of the live object")

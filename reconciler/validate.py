@@ -266,16 +266,13 @@ def _check_document(doc: Document, subs: Substitution, report: _Reporter) -> tup
     return substituted, valid
 
 
-PROTECTED_VARIABLES = ("ATLAN_API_KEY", "RECONCILER_FINGERPRINT_KEY")  # and the variable --api-key-env names
-
-
 def _check_secret_use(checked: list[tuple[Document, dict[str, Any], bool]], env: Mapping[str, str], api_key_env: str,
                       report: _Reporter) -> None:
     """RC057: the API key (or the fingerprint key) named anywhere in a manifest, or typed in it;
     and a field that is not secret taking a variable that is a secret elsewhere in the manifests.
     Either would send it where it is stored and shown in clear (a plan, a pull-request comment,
     the tenant's public fields)."""
-    protected = {api_key_env, *PROTECTED_VARIABLES}
+    protected = {api_key_env, *manifests.PROTECTED_VARIABLES}
     key_values = {env[name]: name for name in protected if env.get(name)}
     secret_variables: set[str] = set()
     for doc, data, _ in checked:
