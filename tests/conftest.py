@@ -30,7 +30,7 @@ class Introspection:
         return response.json()
 
     def post(self, what: str, body: Any = None) -> Any:
-        response = requests.post(f"{self.base_url}_sandbox/{what}", json=body or {}, headers=self.headers, timeout=10)
+        response = requests.post(f"{self.base_url}_sandbox/{what}", json=body or {}, headers=self.headers, timeout=40)
         response.raise_for_status()
         return response.json()
 
@@ -39,6 +39,11 @@ class Introspection:
 
     def stats(self) -> dict[str, Any]:
         return self.get("stats")
+
+    def wait(self, *, total: int = 0, route: str = "", timeout: float = 10.0) -> bool:
+        """Wait (on the sandbox, not on a clock here) until it has handled ``total`` requests, and
+        one to ``route`` when given; False when ``timeout`` passed first."""
+        return bool(self.post("wait", {"total": total, "route": route, "timeout": timeout})["reached"])
 
     def requests_to(self, route: str) -> int:
         return int(self.stats()["requests"].get(route, 0))

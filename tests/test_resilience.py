@@ -109,9 +109,11 @@ def test_sigkill_at_random_points_leaves_no_hidden_trigger(sandbox_factory: Call
         # lands somewhere inside the run: during the fetch, between creates, between schedules.
         kill_after = rng.randint(1, 38)
         proc = apply_cli(sandbox, work / "m", work)
+        # Wait on the tenant's own count (blocking there, not sleeping here), a second at a time so that
+        # an apply that ended early is noticed.
         deadline = time.monotonic() + 60
-        while observer.stats()["total"] < kill_after and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.002)
+        while not observer.wait(total=kill_after, timeout=1) and proc.poll() is None and time.monotonic() < deadline:
+            pass
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
         tenant = observer.state()

@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -51,12 +50,14 @@ def spawn_apply(sandbox: Sandbox, folder: Path, cwd: Path, *extra: str) -> subpr
                             stdin=subprocess.DEVNULL)
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    """Wait on state, not on time: poll until the condition holds (fail after a generous bound)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
+def apply_with_faults(sandbox: Sandbox, introspect: Introspection, folder: Path, cwd: Path, route: str,
+                      kind: str = "drop-after") -> subprocess.CompletedProcess[str]:
+    """One apply while every request to ``route`` meets the fault ``kind`` (then faults are off)."""
+    introspect.post("config", {"fault_rate": 1.0, "fault_kinds": [kind], "fault_routes": [route]})
+    try:
+        return cli(sandbox, "apply", str(folder), "--auto-approve", cwd=cwd)
+    finally:
+        introspect.post("config", {"fault_rate": 0.0, "fault_routes": []})
 
 
 # -- one apply at a time ------------------------------------------------------------------------------
@@ -71,7 +72,7 @@ def test_a_second_apply_fails_on_the_lock_naming_the_holder(sandbox_factory: Cal
                                                   for i in range(4))]))
     first = spawn_apply(sandbox, folder, tmp_path)
     # The first apply holds the lock from before it reads anything: wait until it is talking to the tenant.
-    wait_for(lambda: observer.stats()["total"] >= 2, "the first apply to start")
+    assert observer.wait(total=2, timeout=30), "the first apply did not start"
     second = cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path, env={"CI": "true"})
     assert second.returncode == 1
     assert f"is locked by another command: pid {first.pid} on" in second.stderr, second.stderr
@@ -94,7 +95,7 @@ def test_a_lock_left_by_a_killed_apply_is_freed(sandbox_factory: Callable[..., S
     observer = Introspection(sandbox.base_url, TOKEN)
     folder = manifests(tmp_path, "---\n".join([CRED % ("pg-cred", "db.example.com"), app("k1"), app("k2")]))
     victim = spawn_apply(sandbox, folder, tmp_path)
-    wait_for(lambda: observer.stats()["total"] >= 3, "the apply to be under way")
+    assert observer.wait(total=3, timeout=30), "the apply did not get under way"
     victim.send_signal(signal.SIGKILL)
     victim.communicate(timeout=30)
     holder = folder / ".reconciler-locks" / "reconciler.state.json.holder"
@@ -113,7 +114,7 @@ def test_sigint_exits_130_and_leaves_a_valid_state_file(sandbox_factory: Callabl
                                                 *(app(f"i{i}", extra="  schedules: [{cron: '0 4 * * *'}]\n")
                                                   for i in range(6))]))
     proc = spawn_apply(sandbox, folder, tmp_path, "--parallelism", "2")
-    wait_for(lambda: any(r.startswith("POST v1/app") for r in observer.stats()["requests"]), "the first app create")
+    assert observer.wait(route="POST v1/app", timeout=30), "no app was created"
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, out + err
@@ -257,9 +258,7 @@ def test_state_list_show_forget_and_resolve(sandbox: Sandbox, introspect: Intros
     folder = manifests(tmp_path, app("s-app", None, inputs="{extraction_method: agent, agent_json: {a: 1}}",
                                      extra="  schedules: [{cron: '0 5 * * *', timezone: Europe/Paris}]\n"))
     # The answer to the schedule POST is lost after the tenant attached it.
-    introspect.post("config", {"fault_rate": 1.0, "fault_kinds": ["drop-after"], "fault_routes": ["POST v1/app/{slug}/schedule"]})
-    lost = cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path)
-    introspect.post("config", {"fault_rate": 0.0})
+    lost = apply_with_faults(sandbox, introspect, folder, tmp_path, "POST v1/app/{slug}/schedule")
     assert lost.returncode == 1 and "? unverified App/s-app: schedule '0 5 * * *' (Europe/Paris) may or may not be attached" \
         in lost.stdout, lost.stdout + lost.stderr
     [trigger] = introspect.state()["schedules"]
@@ -296,9 +295,7 @@ def test_an_intent_resolved_absent_is_attached_by_the_next_apply(sandbox: Sandbo
     folder = manifests(tmp_path, app("r-app", None, inputs="{extraction_method: agent, agent_json: {a: 1}}",
                                      extra="  schedules: [{cron: '0 6 * * *'}]\n"))
     # A drop before the server handled it: from the client's side just as unknown.
-    introspect.post("config", {"fault_rate": 1.0, "fault_kinds": ["drop"], "fault_routes": ["POST v1/app/{slug}/schedule"]})
-    assert cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path).returncode == 1
-    introspect.post("config", {"fault_rate": 0.0})
+    assert apply_with_faults(sandbox, introspect, folder, tmp_path, "POST v1/app/{slug}/schedule", "drop").returncode == 1
     assert introspect.state()["schedules"] == {} or len(introspect.state()["schedules"]) == 0
     assert cli(sandbox, "state", "resolve", "App/r-app", "--absent", "--project", str(folder), cwd=tmp_path).returncode == 0
     done = cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path)
@@ -396,9 +393,7 @@ def test_a_run_on_create_is_owed_until_submitted(sandbox: Sandbox, introspect: I
     folder = manifests(tmp_path, app("owed", None, inputs="{extraction_method: agent, agent_json: {a: 1}}",
                                      extra="  run: {onCreate: true}\n"))
     # Every answer to the create is lost (the first attempt and the client's re-sends).
-    introspect.post("config", {"fault_rate": 1.0, "fault_kinds": ["drop-after"], "fault_routes": ["POST v1/app"]})
-    lost = cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path)
-    introspect.post("config", {"fault_rate": 0.0})
+    lost = apply_with_faults(sandbox, introspect, folder, tmp_path, "POST v1/app")
     assert lost.returncode == 1 and "unverified App/owed" in lost.stdout, lost.stdout + lost.stderr
     assert len(introspect.state()["apps"]) == 1 and not introspect.state()["runs"]
     plan = cli(sandbox, "plan", str(folder), cwd=tmp_path)

@@ -48,6 +48,7 @@ ROUTER = _build_router()
 class Stats:
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
         self.reset()
 
     def reset(self) -> None:
@@ -64,6 +65,14 @@ class Stats:
             self.statuses[str(status)] += 1
             if fault:
                 self.faults[fault] += 1
+            self.changed.notify_all()
+
+    def wait(self, total: int = 0, route: str = "", timeout: float = 0.0) -> bool:
+        """Block until ``total`` requests were handled (and one to ``route``, when given), or the
+        timeout passes: tests wait on the tenant's state instead of sleeping on real time."""
+        with self.changed:
+            return self.changed.wait_for(lambda: self.total >= total and (not route or self.requests[route] > 0),
+                                         timeout=max(0.0, min(timeout, 30.0)))
 
     def as_dict(self) -> dict[str, Any]:
         with self.lock:
@@ -156,6 +165,14 @@ class Sandbox:
             return 200, snapshot
         if method == "GET" and path == "stats":
             return 200, self.stats.as_dict()
+        if method == "POST" and path == "wait":
+            options = body if isinstance(body, dict) else {}
+            try:
+                reached = self.stats.wait(int(options.get("total", 0)), str(options.get("route") or ""),
+                                          float(options.get("timeout", 10)))
+            except (TypeError, ValueError):
+                return 400, {"code": 400, "message": "send {total: int, route: str, timeout: seconds (at most 30)}"}
+            return 200, {"reached": reached, **self.stats.as_dict()}
         if method == "GET" and path == "config":
             return 200, self.config.public()
         if method == "POST" and path == "reset":
