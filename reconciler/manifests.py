@@ -26,9 +26,10 @@ import math
 import os
 import re
 import stat
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 import yaml
 
@@ -316,7 +317,7 @@ def _too_large(name: str, size: int | None) -> Diagnostic:
                       hint="Split it into several files (any folder layout works), or remove it if it is not a manifest.")
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+class _Loader(_BaseLoader):
     """The safe loader; kept as a subclass so that the stock classes are never modified."""
 
 
@@ -337,6 +338,13 @@ def _located(construct: Callable[[Any, yaml.Node], Any]) -> Callable[[Any, yaml.
 
 for _tag in ("int", "float", "bool", "timestamp"):
     _Loader.add_constructor(_CORE + _tag, _located(_BaseLoader.yaml_constructors[_CORE + _tag]))
+
+
+class _Mark(Protocol):
+    """A position in the text: ``yaml.Mark``, or the C loader's own mark class (``yaml._yaml.Mark``)."""
+
+    line: int
+    column: int
 
 
 class _Rejected(Exception):
@@ -372,20 +380,23 @@ class _Composer:
         self.anchors.clear()  # anchors do not cross '---'
         self.open_anchors.clear()
         self.stack.clear()
-        # The hot loop of every load: events are told apart by class, and names are local.
+        # The hot loop of every load: events are told apart by class, and names are local. (The
+        # parsers make no subclasses of these event classes, so isinstance is an exact class test.)
         get_event, resolve, stack = self.loader.get_event, self.loader.resolve, self.stack
         scalar_event, alias_event = yaml.ScalarEvent, yaml.AliasEvent
-        sequence_start, mapping_start = yaml.SequenceStartEvent, yaml.MappingStartEvent
-        sequence_end, mapping_end = yaml.SequenceEndEvent, yaml.MappingEndEvent
+        collection_start, sequence_start = yaml.CollectionStartEvent, yaml.SequenceStartEvent
+        collection_end = yaml.CollectionEndEvent
         scalar_node, sequence_node, mapping_node = yaml.ScalarNode, yaml.SequenceNode, yaml.MappingNode
+        node: yaml.Node
         while True:
             event = get_event()
-            cls = event.__class__
-            if cls is scalar_event:
+            if isinstance(event, scalar_event):
                 tag = event.tag
                 if tag is None or tag == "!":
                     tag = resolve(scalar_node, event.value, event.implicit)
-                node = scalar_node(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+                # types-PyYAML has nodes take yaml.Mark only; the C loader gives them its own marks.
+                node = scalar_node(tag, event.value, event.start_mark, event.end_mark,  # type: ignore[arg-type]
+                                   style=event.style)
                 size, height = 1, 0
                 self.values += 1
                 self.file_values += 1
@@ -393,34 +404,36 @@ class _Composer:
                     raise self._too_many(event.start_mark)
                 if event.anchor is not None:
                     self.anchors[event.anchor] = (node, 1, 0)
-            elif cls is mapping_start or cls is sequence_start:
+            elif isinstance(event, collection_start):  # a mapping or a list
                 if len(stack) >= MAX_DEPTH:
                     raise self._too_deep(event.start_mark, len(stack) + 1)
                 self.values += 1
                 self.file_values += 1
                 if self.values > MAX_DOCUMENT_VALUES or self.file_values > MAX_FILE_VALUES:
                     raise self._too_many(event.start_mark)
-                kind = sequence_node if cls is sequence_start else mapping_node
+                kind = sequence_node if isinstance(event, sequence_start) else mapping_node
                 tag = event.tag
                 if tag is None or tag == "!":  # what the resolver answers for any list or mapping
                     tag = SEQ_TAG if kind is sequence_node else MAP_TAG
-                node = kind(tag, [], event.start_mark, event.end_mark, flow_style=event.flow_style)
+                node = kind(tag, [], event.start_mark, event.end_mark, flow_style=event.flow_style)  # type: ignore[arg-type]
                 if event.anchor is not None:  # an alias inside its own anchor would be recursive
                     self.anchors.pop(event.anchor, None)
                     self.open_anchors.add(event.anchor)
                 # [node, its anchor, size, height, pending mapping key (None for a list), is a list]
                 stack.append([node, event.anchor, 1, 1, None, kind is sequence_node])
                 continue
-            elif cls is mapping_end or cls is sequence_end:
+            elif isinstance(event, collection_end):
                 node, anchor, size, height, _, _ = stack.pop()
                 node.end_mark = event.end_mark
                 if anchor is not None:
                     self.anchors[anchor] = (node, size, height)
                     self.open_anchors.discard(anchor)
-            elif cls is alias_event:
+            elif isinstance(event, alias_event):
                 node, size, height = self._alias(event)
             else:  # pragma: no cover - the parser only emits these inside a document
-                raise yaml.composer.ComposerError(None, None, f"unexpected {cls.__name__}", event.start_mark)
+                mark = event.start_mark if event is not None else None
+                raise yaml.composer.ComposerError(None, None, f"unexpected {event.__class__.__name__}",
+                                                  mark)  # type: ignore[arg-type]  # a C loader mark, as above
             if not stack:
                 return node
             parent = stack[-1]
@@ -456,7 +469,7 @@ class _Composer:
             raise self._too_many(mark, alias=(name, size))
         return node, size, height
 
-    def _too_many(self, mark: yaml.Mark, alias: tuple[str, int] | None = None) -> _Rejected:
+    def _too_many(self, mark: _Mark | None, alias: tuple[str, int] | None = None) -> _Rejected:
         """RC008 for the first cap crossed: values in the document, in the file, or repeated by aliases."""
         document, file = f"more than {MAX_DOCUMENT_VALUES:,} values", f"more than {MAX_FILE_VALUES:,} values"
         if alias:
@@ -470,15 +483,16 @@ class _Composer:
         return self._reject(mark, "RC008", what, "Split it into several documents and files. The rest of the file "
                             "was not read.")
 
-    def _too_deep(self, mark: yaml.Mark, depth: int, alias: str | None = None) -> _Rejected:
+    def _too_deep(self, mark: _Mark | None, depth: int, alias: str | None = None) -> _Rejected:
         through = f" once alias *{alias} is expanded" if alias else ""
         return self._reject(mark, "RC007", f"nested too deeply: {depth} levels of mappings and lists{through}, over the "
                             f"limit of {MAX_DEPTH}", "Flatten the structure; no manifest field needs that depth. "
                             "The rest of the file was not read.")
 
-    def _reject(self, mark: yaml.Mark, code: str, message: str, hint: str) -> _Rejected:
-        return _Rejected(Diagnostic(self.file, mark.line + 1, mark.column + 1, code, message,
-                                    json_path(self._path()), hint=hint))
+    def _reject(self, mark: _Mark | None, code: str, message: str, hint: str) -> _Rejected:
+        # The parsers give every event a mark; without one the diagnostic points at the file's start.
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        return _Rejected(Diagnostic(self.file, line, column, code, message, json_path(self._path()), hint=hint))
 
     def _path(self) -> JsonPath:
         """The JSON path of the value being composed: in each open collection, the index or key

@@ -28,8 +28,9 @@ import math
 import random
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import urljoin
 
 import requests
@@ -59,7 +60,7 @@ def join_url(base_url: str, path: str) -> str:
     return urljoin(urljoin(base_url, API_PREFIX), path)
 
 
-def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+def redact_headers(headers: Mapping[str, str | bytes]) -> dict[str, str | bytes]:
     return {k: ("Bearer ***" if k.lower() == "authorization" else v) for k, v in headers.items()}
 
 
@@ -207,9 +208,9 @@ class JitterRetry(Retry):
         super().__init__(*args, **kwargs)
         self.counter = counter
 
-    def new(self, **kw: Any) -> "JitterRetry":
+    def new(self, **kw: Any) -> JitterRetry:
         kw.setdefault("counter", self.counter)
-        return super().new(**kw)  # type: ignore[return-value]
+        return super().new(**kw)
 
     def get_backoff_time(self) -> float:
         attempts = len(self.history)
@@ -218,7 +219,7 @@ class JitterRetry(Retry):
         return random.uniform(0, min(self.backoff_max, self.backoff_factor * (2 ** attempts)))
 
     def increment(self, method: str | None = None, url: str | None = None, response: Any = None,
-                  error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> "JitterRetry":
+                  error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> JitterRetry:
         new = super().increment(method, url, response, error, _pool, _stacktrace)  # raises when not retried
         retry_after = None
         if response is not None and response.status:
@@ -242,7 +243,7 @@ class JitterRetry(Retry):
                        f"of {CONNECT_RETRIES + 1}")
         else:
             LOG.debug("retrying %s %s after %s (%s retries left)", method, url, reason, new.total)
-        return new  # type: ignore[return-value]
+        return new
 
 
 _warned: set[str] = set()

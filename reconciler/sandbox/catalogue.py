@@ -307,7 +307,7 @@ ROLES: tuple[dict[str, Any], ...] = (
     },
 )
 
-API_TOKEN_USER = {
+API_TOKEN_USER: dict[str, Any] = {
     "id": "0f7c1d2e-6a55-4a3e-9b1e-5e0000000001",
     "username": "service-account-apikey-reconciler",
     "firstName": "API",

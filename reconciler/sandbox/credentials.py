@@ -12,8 +12,7 @@ import re
 from typing import Any
 
 from reconciler.sandbox import catalogue
-from reconciler.sandbox.routing import (HttpError, Request, Router, bad_request, int_param, not_found, parse_json,
-                                        require_object)
+from reconciler.sandbox.routing import HttpError, Request, Router, bad_request, int_param, not_found, parse_json, require_object
 
 router = Router()
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from email.message import Message
+from typing import Any
 
 Handler = Callable[..., Any]
 
@@ -48,7 +50,8 @@ class Request:
     path: str  # relative to /api/service/, no leading slash
     params: dict[str, str]  # query string, first value of each key ("+" already decoded to space)
     body: Any
-    headers: Mapping[str, str] = field(default_factory=dict)
+    # The server passes the headers it parsed (a Message: case-insensitive, repeated names kept).
+    headers: Mapping[str, str] | Message = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ class Router:
 
         return register
 
-    def include(self, other: "Router") -> None:
+    def include(self, other: Router) -> None:
         self.routes.extend(other.routes)
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:

@@ -11,7 +11,8 @@ default ``index.max_result_window``, ``from + size`` may not exceed 10,000.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from reconciler.sandbox.routing import bad_request
 

@@ -22,8 +22,9 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from reconciler.sandbox import apps, credentials, legacy, runs
@@ -102,7 +103,7 @@ class Sandbox:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self, port: int = 0) -> "Sandbox":
+    def start(self, port: int = 0) -> Sandbox:
         handler = type("SandboxHandler", (_Handler,), {"sandbox": self, "timeout": self.config.read_timeout_s})
         server = _Server(("127.0.0.1", port), handler)
         self._server = server
@@ -127,7 +128,7 @@ class Sandbox:
             self._server = None
         self.store.close()
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         if self._server is None:
             self.start()
         return self
@@ -287,7 +288,7 @@ class _DeadlineReader(io.RawIOBase):
 
 class _Handler(BaseHTTPRequestHandler):
     sandbox: Sandbox
-    timeout: float  # the sandbox's read_timeout_s, set on the per-sandbox subclass
+    timeout: ClassVar[float]  # the sandbox's read_timeout_s, set on the per-sandbox subclass
     protocol_version = "HTTP/1.1"
     server_version = "reconciler-sandbox/1"
     # One buffered write per answer, no Nagle: otherwise headers and body go out in two segments

@@ -19,8 +19,9 @@ import string
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from reconciler.files import write_text_atomic
 from reconciler.sandbox import catalogue
