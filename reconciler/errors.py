@@ -43,6 +43,26 @@ class Diagnostic:
     def is_error(self) -> bool:
         return self.severity == "error"
 
+    @classmethod
+    def at(cls, source: Any, code: str, message: str, path: str = "", *, severity: str = "error", hint: str = "",
+           column: int | None = None) -> Diagnostic:
+        """A diagnostic about a manifest document, at ``source`` (a ``SourceRef``: file and line; the
+        column is 1 where there is a line, else 0)."""
+        line = int(getattr(source, "line", 0) or 0)
+        return cls(str(getattr(source, "file", "") or ""), line, (1 if line else 0) if column is None else column,
+                   code, message, path, severity, hint)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The one serialised form (validate's JSON, plan files, reports)."""
+        return {"file": self.file, "line": self.line, "column": self.column, "code": self.code, "severity": self.severity,
+                "message": self.message, "path": self.path, "hint": self.hint}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Diagnostic:
+        return cls(str(data.get("file", "")), int(data.get("line", 0)), int(data.get("column", 0)), str(data["code"]),
+                   str(data["message"]), str(data.get("path", "")), str(data.get("severity", "error")),
+                   str(data.get("hint", "")))
+
 
 class PlanStaleError(ReconcilerError):
     """A saved plan no longer describes the tenant: something it touches has moved since."""

@@ -147,11 +147,7 @@ class Plan:
             "adopt_schedules": self.adopt_schedules,
             "project_name": self.project_name,
             "state_serial": self.state_serial,
-            "diagnostics": [
-                {"code": d.code, "severity": d.severity, "message": d.message, "file": d.file, "line": d.line,
-                 "column": d.column, "path": d.path, "hint": d.hint}
-                for d in self.diagnostics
-            ],
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
         }
 
     @classmethod
@@ -171,11 +167,7 @@ class Plan:
             adopt_schedules=bool(data.get("adopt_schedules", False)),
             project_name=data.get("project_name", ""),
             state_serial=data.get("state_serial", ""),
-            diagnostics=tuple(
-                Diagnostic(d.get("file", ""), int(d.get("line", 0)), int(d.get("column", 0)), d["code"], d["message"],
-                           d.get("path", ""), d.get("severity", "error"), d.get("hint", ""))
-                for d in data.get("diagnostics") or ()
-            ),
+            diagnostics=tuple(Diagnostic.from_dict(d) for d in data.get("diagnostics") or ()),
             format_version=version,
         )
 

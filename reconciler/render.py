@@ -78,11 +78,7 @@ def diagnostics_json(diagnostics: Iterable[Diagnostic], *, files: int, documents
         "warnings": len(items) - errors,
         "files": files,
         "documents": documents,
-        "diagnostics": [
-            {"file": d.file, "line": d.line, "column": d.column, "code": d.code, "severity": d.severity,
-             "message": d.message, "path": d.path, "hint": d.hint}
-            for d in items
-        ],
+        "diagnostics": [d.to_dict() for d in items],
     }
     return json.dumps(payload, indent=2) + "\n"
 
