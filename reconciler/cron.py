@@ -1,10 +1,10 @@
 """Cron expressions and IANA timezones: validation, canonical spellings and fire times, in one place.
 
-Schedules are standard five-field cron expressions or one of the ``@daily``-style macros. Pure
-functions; croniter does the parsing. A valid expression uses only the portable syntax (numbers,
-month and weekday names, ``*``, forward ranges, steps, lists: no ``L``, ``W``, ``#``, ``?`` or
-``H``, which croniter reads but a tenant may refuse) and fires at least once: ``0 0 30 2 *``
-parses, and never comes.
+Schedules are standard five-field cron expressions or one of the ``@daily``-style macros, which
+croniter expands. Pure functions; croniter does the parsing. A valid expression uses only the
+portable syntax (numbers, month and weekday names, ``*``, forward ranges, steps, lists: no ``L``,
+``W``, ``#``, ``?`` or ``H``, which croniter reads but a tenant may refuse) and fires at least
+once: ``0 0 30 2 *`` parses, and never comes.
 """
 
 from __future__ import annotations
@@ -16,17 +16,6 @@ import zoneinfo
 from importlib import resources
 
 from croniter import croniter
-
-MACROS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-
 
 FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
 # One item of a field: *, a value, or a forward range a-b; each with an optional /step.
@@ -57,23 +46,26 @@ def _cron_problem(expr: str) -> str | None:
         return "a cron expression must be a non-empty string such as '0 9 * * *'"
     text = expr.strip()
     if text.startswith("@"):
-        if text.lower() in MACROS:
+        # A macro is one word that croniter expands (@daily is 0 0 * * *, any case); it has no
+        # @reboot, which fires at boot and so never on a tenant. The hint names croniter's macros.
+        if len(text.split()) == 1 and croniter.is_valid(text):
             return None
-        return f"unknown cron macro {text!r}; use one of {', '.join(sorted(MACROS))}"
+        return (f"unknown cron macro {text!r}; "
+                "use one of @annually, @daily, @hourly, @midnight, @monthly, @weekly, @yearly")
     fields = text.split()
     if len(fields) != 5:
         return (
             f"cron expression {text!r} has {len(fields)} fields; write five: "
             "minute hour day-of-month month day-of-week, e.g. '0 9 * * *'"
         )
-    for name, values in zip(FIELDS, fields):
+    for name, values in zip(FIELDS, fields, strict=True):
         problem = _field_problem(text, name, values)
         if problem:
             return problem
-    if not croniter.is_valid(text):
+    if not croniter.is_valid(_for_croniter(text)):
         return f"cron expression {text!r} has a value out of range or an unknown name"
     try:
-        croniter(text, _SEARCH_FROM, max_years_between_matches=_SEARCH_YEARS).get_next(dt.datetime)
+        croniter(_for_croniter(text), _SEARCH_FROM, max_years_between_matches=_SEARCH_YEARS).get_next(dt.datetime)
     except (ValueError, KeyError, IndexError, OverflowError):  # croniter's own errors are ValueErrors
         return f"cron expression {text!r} never fires: no such day (such as 30 February or 31 April)"
     return None
@@ -92,11 +84,31 @@ def _field_problem(text: str, name: str, values: str) -> str | None:
             return f"cron expression {text!r} has an invalid {name} field {values!r}"
         first, last = match["first"], match["last"]
         if first and last:
-            low, high = (int(v) if v.isdigit() else _NAMES.get(v.lower(), -1) for v in (first, last))
+            low, high = _value(first), _value(last)
             if low > high:
                 return (f"cron expression {text!r} has a backward range {first}-{last} in the {name} field; "
                         f"write it as two ranges, or a list")
     return None
+
+
+def _value(text: str) -> int:
+    """A number or a month or weekday name as its number (-1 for an unknown name)."""
+    return int(text) if text.isdigit() else _NAMES.get(text.lower(), -1)
+
+
+def _for_croniter(text: str) -> str:
+    """``text`` with each range of one value (``3-3``, ``mon-mon``, ``0-0/2``) written as that value:
+    croniter 7 reads such a range as ``*``, so ``0 3-3 * * *`` would fire every hour."""
+    fields = []
+    for values in text.split():
+        items = []
+        for item in values.split(","):
+            match = _ITEM.match(item)
+            if match and match["first"] and match["last"] and _value(match["first"]) == _value(match["last"]):
+                item = match["first"]
+            items.append(item)
+        fields.append(",".join(items))
+    return " ".join(fields)
 
 
 def timezone_problem(name: object) -> str | None:
@@ -118,21 +130,21 @@ def _timezone_problem(name: str) -> str | None:
 def next_fire_times(expr: str, timezone: str, count: int, after: dt.datetime) -> list[dt.datetime]:
     """The next ``count`` fire times of a valid schedule, in its timezone, strictly after ``after``."""
     tz = zoneinfo.ZoneInfo(timezone)
-    text = MACROS.get(expr.strip().lower(), expr.strip())
-    it = croniter(text, after.astimezone(tz))
+    it = croniter(_for_croniter(expr.strip()), after.astimezone(tz))
     return [it.get_next(dt.datetime) for _ in range(count)]
 
 
 @functools.lru_cache(maxsize=4096)
 def canonical_cron(expr: str) -> str:
     """One spelling per schedule: macros expanded, names and ranges resolved, Sunday as 0."""
-    text = MACROS.get(expr.strip().lower(), expr.strip())
+    text = expr.strip()
     if cron_problem(text):
-        return expr.strip()
-    fields, nth = croniter.expand(text)
+        return text
+    fields, nth = croniter.expand(_for_croniter(text))
     parts = []
     for values in fields:
-        parts.append("*" if values == ["*"] else _compress(sorted(set(int(v) for v in values))))
+        # A list holding * ("*,5") is every value, and croniter reads it as a plain *.
+        parts.append("*" if "*" in values else _compress(sorted(set(int(v) for v in values))))
     out = " ".join(parts)
     if nth:
         out += " #" + ",".join(f"{k}:{sorted(v)}" for k, v in sorted(nth.items()))
@@ -142,7 +154,7 @@ def canonical_cron(expr: str) -> str:
 def _compress(values: list[int]) -> str:
     runs: list[str] = []
     start = prev = values[0]
-    for v in values[1:] + [None]:  # type: ignore[list-item]
+    for v in values[1:] + [None]:
         if v is not None and v == prev + 1:
             prev = v
             continue
@@ -156,7 +168,7 @@ def _compress(values: list[int]) -> str:
 def _zone_links() -> dict[str, str]:
     """Alias → canonical zone, from tzdata's own link table (Asia/Calcutta → Asia/Kolkata)."""
     try:
-        text = resources.files("tzdata").joinpath("zoneinfo", "tzdata.zi").read_text(encoding="utf-8")
+        text = (resources.files("tzdata") / "zoneinfo" / "tzdata.zi").read_text(encoding="utf-8")
     except (FileNotFoundError, ModuleNotFoundError):  # pragma: no cover - tzdata is a dependency
         return {}
     links = {}
