@@ -17,13 +17,12 @@ import json
 import re
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 
 from reconciler import cron
 from reconciler.sandbox import catalogue, runs
 from reconciler.sandbox.credentials import vault
-from reconciler.sandbox.routing import (HttpError, Request, Router, bad_request, int_param, not_found, parse_json,
-                                        require_object)
+from reconciler.sandbox.routing import HttpError, Request, Router, bad_request, int_param, not_found, parse_json, require_object
 
 router = Router()
 
@@ -71,14 +70,17 @@ def _resolve_contract(spec: catalogue.AppSpec, body: dict[str, Any]) -> tuple[st
 
 def _field_causes(spec: catalogue.AppSpec, entrypoint: str, contract: dict[str, Any], inputs: dict[str, Any]) -> list[dict[str, Any]]:
     causes = []
+    # jsonschema raises one "required" error per missing field, in the order of the schema's list,
+    # each carrying the whole list: the n-th error of one schema at one path names the n-th missing field.
+    required_seen: dict[tuple[str, int], int] = {}
     for error in sorted(_validator(spec.app_id, entrypoint, contract).iter_errors(inputs), key=lambda e: list(e.absolute_path)):
         path = ".".join(str(p) for p in error.absolute_path)
         if error.validator == "required":
-            missing = re.findall(r"'([^']+)' is a required property", error.message)
-            path = ".".join(filter(None, [path, *missing]))
+            group = (path, id(error.schema))
+            nth = required_seen[group] = required_seen.get(group, -1) + 1
+            path = ".".join(filter(None, [path, *_missing_properties(error)[nth:nth + 1]]))
         elif error.validator == "additionalProperties":
-            extras = re.findall(r"'([^']+)'", error.message)
-            path = ".".join(filter(None, [path, *extras[:1]]))
+            path = ".".join(filter(None, [path, *_unknown_properties(error)[:1]]))
         causes.append({"errorType": error.validator, "errorMessage": error.message, "location": f"inputs.{path}".rstrip(".")})
     # JSON-string fields must hold JSON (the worker json.loads them).
     for key, prop in contract["properties"].items():
@@ -90,6 +92,25 @@ def _field_causes(spec: catalogue.AppSpec, entrypoint: str, contract: dict[str, 
                 causes.append({"errorType": "contentMediaType", "errorMessage": f"{key} is not valid JSON: {exc}",
                                "location": f"inputs.{key}"})
     return causes
+
+
+def _missing_properties(error: ValidationError) -> list[str]:
+    """The properties a "required" error's object lacks, in the order of the schema's list."""
+    required, instance = error.validator_value, error.instance
+    if not isinstance(required, list) or not isinstance(instance, dict):
+        return []
+    return [name for name in required if name not in instance]
+
+
+def _unknown_properties(error: ValidationError) -> list[str]:
+    """The properties an "additionalProperties: false" error's object has and its schema does not allow, sorted."""
+    schema, instance = error.schema, error.instance
+    if not isinstance(schema, dict) or not isinstance(instance, dict):
+        return []
+    allowed = schema.get("properties") or {}
+    patterns = list(schema.get("patternProperties") or {})
+    return sorted(name for name in instance
+                  if name not in allowed and not any(re.search(pattern, name) for pattern in patterns))
 
 
 def _prepare_inputs(ctx: Any, spec: catalogue.AppSpec, entrypoint: str, contract: dict[str, Any],
