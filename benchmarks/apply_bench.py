@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 
 from reconciler.client import ApiClient
-from reconciler.engine import apply_paths
+from reconciler.engine import apply
 
 from common import TOKEN, app_manifests, arguments, introspect
+
 
 class ServedSandbox:
     """The sandbox in its own process, as a remote tenant would be: its CPU work does not share
@@ -31,7 +32,7 @@ class ServedSandbox:
         line = self.proc.stdout.readline()
         self.base_url = line.split(" listening on ", 1)[1].split(" ", 1)[0]
 
-    def __enter__(self) -> "ServedSandbox":
+    def __enter__(self) -> ServedSandbox:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -46,7 +47,7 @@ def main() -> None:
         folder = Path(tmp) / "m"
         app_manifests(folder, args.apps, "v0")
         with ApiClient(sandbox.base_url, TOKEN) as client:  # the starting tenant, without latency
-            apply_paths([str(folder)], client, api_key=TOKEN, env={}, tenant_id="bench", parallelism=16)
+            apply([str(folder)], client, api_key=TOKEN, env={}, tenant_id="bench", parallelism=16)
         introspect(sandbox, "config", {"latency_ms": args.latency_ms})
 
         for parallelism in sorted({args.parallelism, 16}):
@@ -54,7 +55,7 @@ def main() -> None:
             introspect(sandbox, "reset", {"state": False, "stats": True})
             started = time.perf_counter()
             with ApiClient(sandbox.base_url, TOKEN, parallelism=parallelism) as client:
-                plan, report = apply_paths([str(folder)], client, api_key=TOKEN, env={}, tenant_id="bench",
+                plan, report = apply([str(folder)], client, api_key=TOKEN, env={}, tenant_id="bench",
                                            parallelism=parallelism)
             seconds = time.perf_counter() - started
             assert plan.counts()["update"] == args.apps and not report.failed

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from reconciler.client import ApiClient
-from reconciler.engine import apply_paths
+from reconciler.engine import apply
 from reconciler.sandbox import Sandbox, SandboxConfig
 
 from common import TOKEN, introspect
@@ -49,7 +49,7 @@ def one(kind: str, rate: float, latency_ms: float, count: int) -> tuple[Any, ...
             manifests(folder, count)
             started = time.perf_counter()
             with ApiClient(sandbox.base_url, TOKEN, max_retries=8) as client:
-                _, report = apply_paths([str(folder)], client, api_key=TOKEN, env=ENV, tenant_id=sandbox.base_url,
+                _, report = apply([str(folder)], client, api_key=TOKEN, env=ENV, tenant_id=sandbox.base_url,
                                         parallelism=8)
                 lowest = client.budget.lowest if client.budget is not None else None
             seconds = time.perf_counter() - started

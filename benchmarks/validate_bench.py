@@ -59,7 +59,7 @@ def naive(root: Path) -> int:
     count = 0
     for path in sorted(root.glob("*.yaml")):
         for doc in yaml.load_all(path.read_text(), Loader=yaml.SafeLoader):
-            schema = kinds.load_schema(kinds.KINDS[doc["kind"]].schema_file)
+            schema = kinds.load_schema(kinds.get(doc["kind"]).schema_file)
             errors = list(Draft202012Validator(json.loads(json.dumps(schema))).iter_errors(doc))
             count += 1 + 0 * len(errors)
     return count

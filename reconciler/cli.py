@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from reconciler import __version__
+from reconciler import __version__, defaults
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.exitcodes import ExitCode
 
@@ -77,7 +77,7 @@ def _refuse_invalid(exc: Any, fmt: str) -> None:
 
 
 def _tenant_options(command: Any) -> Any:
-    command = click.option("--api-key-env", default="ATLAN_API_KEY", show_default=True,
+    command = click.option("--api-key-env", default=defaults.API_KEY_ENV, show_default=True,
                            help="Environment variable that holds the API key.")(command)
     return click.option("--base-url", envvar="ATLAN_BASE_URL", default=None,
                         help="Tenant URL (default: $ATLAN_BASE_URL; unset: the embedded sandbox).")(command)
@@ -121,9 +121,8 @@ def validate(paths: tuple[str, ...], var_files: tuple[str, ...], fmt: str, allow
 def contract(app_id: str, entrypoint: str | None, base_url: str | None, api_key_env: str) -> None:
     """Print a commented App manifest skeleton from the app's live input contract."""
     from reconciler import render
-    from reconciler.tenant import connect
-
     from reconciler.errors import NotFoundError
+    from reconciler.tenant import connect
 
     with connect(base_url, api_key_env) as tenant:
         client = tenant.client
@@ -153,7 +152,7 @@ def _lock_timeout(value: float | None) -> float:
 
     if value is not None:
         return value
-    return 0.0 if os.environ.get("CI") else 60.0
+    return 0.0 if os.environ.get("CI") else defaults.LOCK_TIMEOUT
 
 
 def _step_summary(markdown: str) -> None:
@@ -169,14 +168,15 @@ def _step_summary(markdown: str) -> None:
 
 
 def _parse_targets(values: tuple[str, ...]) -> tuple[Any, ...]:
-    from reconciler.kinds import KINDS
+    from reconciler import kinds
     from reconciler.model import ResourceKey
 
     out = []
     for value in values:
         kind, _, name = value.partition("/")
-        if kind not in KINDS or not name:
-            raise UsageError(f"--target {value!r} is not KIND/NAME", hint=f"For example App/my-crawler; kinds: {', '.join(KINDS)}.")
+        if not kinds.known(kind) or not name:
+            raise UsageError(f"--target {value!r} is not KIND/NAME",
+                             hint=f"For example App/my-crawler; kinds: {', '.join(kinds.names())}.")
         out.append(ResourceKey(kind, name))
     return tuple(out)
 
@@ -188,7 +188,8 @@ def _parse_targets(values: tuple[str, ...]) -> tuple[Any, ...]:
 @click.option("--target", "targets", multiple=True, metavar="KIND/NAME", help="Plan only these objects; repeatable.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes (0: none, 1: error).")
 @click.option("--prune", is_flag=True, help="Plan deletes of managed objects that are no longer declared as real deletes.")
-@click.option("--parallelism", type=click.IntRange(1, 64), default=None, help="Concurrent API calls (default: reconciler.yaml, else 8).")
+@click.option("--parallelism", type=click.IntRange(1, 64), default=None,
+              help=f"Concurrent API calls (default: reconciler.yaml, else {defaults.PARALLELISM}).")
 @click.option("--var-file", "var_files", multiple=True, type=click.Path(), help="Variables file for ${var:name}; repeatable.")
 @click.option("--allow-missing-secrets", is_flag=True, help="Plan without secret values (rotation cannot be detected).")
 @click.option("--verbose", is_flag=True, help="Also list the objects that do not change.")
@@ -202,11 +203,10 @@ def plan(paths: tuple[str, ...], out: str | None, fmt: str, targets: tuple[str, 
 
     from reconciler import render
     from reconciler.engine import make_plan
-    from reconciler.planfile import signed_plan_json
-    from reconciler.files import write_text_atomic
-    from reconciler.tenant import connect
-
     from reconciler.errors import ManifestError
+    from reconciler.files import write_text_atomic
+    from reconciler.planfile import signed_plan_json
+    from reconciler.tenant import connect
 
     chosen = _parse_targets(targets)
     try:
@@ -239,18 +239,20 @@ def plan(paths: tuple[str, ...], out: str | None, fmt: str, targets: tuple[str, 
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (for CI).")
 @click.option("--prune", is_flag=True, help="Delete managed objects that are no longer declared.")
-@click.option("--max-deletes", type=click.IntRange(min=0), default=10, show_default=True,
+@click.option("--max-deletes", type=click.IntRange(min=0), default=defaults.MAX_DELETES, show_default=True,
               help="Refuse the whole apply if it would delete more than this.")
 @click.option("--allow-replace", is_flag=True, help="Allow delete + re-create where a field cannot change in place.")
 @click.option("--wait", is_flag=True, help="Wait for submitted runs to finish, showing their progress.")
-@click.option("--wait-timeout", type=click.FloatRange(min=0), default=1800, show_default=True, help="Seconds to wait for runs.")
-@click.option("--parallelism", type=click.IntRange(1, 64), default=None, help="Concurrent API calls (default: reconciler.yaml, else 8).")
+@click.option("--wait-timeout", type=click.FloatRange(min=0), default=defaults.WAIT_TIMEOUT, show_default=True,
+              help="Seconds to wait for runs.")
+@click.option("--parallelism", type=click.IntRange(1, 64), default=None,
+              help=f"Concurrent API calls (default: reconciler.yaml, else {defaults.PARALLELISM}).")
 @click.option("--var-file", "var_files", multiple=True, type=click.Path(), help="Variables file for ${var:name}; repeatable.")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
               help="Format of the apply report.")
 @_adopt_schedules_option
 @_lock_timeout_option
-@click.option("--max-plan-age", type=click.FloatRange(min=0), default=24 * 3600, show_default=True,
+@click.option("--max-plan-age", type=click.FloatRange(min=0), default=defaults.MAX_PLAN_AGE, show_default=True,
               help="Seconds after which a saved plan is refused as too old.")
 @_tenant_options
 def apply(paths: tuple[str, ...], auto_approve: bool, prune: bool, max_deletes: int, allow_replace: bool, wait: bool,
@@ -262,58 +264,55 @@ def apply(paths: tuple[str, ...], auto_approve: bool, prune: bool, max_deletes: 
     elsewhere) and names the holder. A saved plan applies only if unedited (MAC), recent
     (--max-plan-age), and nothing it touches has moved since.
     """
-    from pathlib import Path
-
     from reconciler import render
-    from reconciler.apply import cancel_runs, wait_for_runs
     from reconciler.engine import apply as run_apply
+    from reconciler.engine import saved_plan_path
+    from reconciler.errors import ManifestError
+    from reconciler.outcomes import Outcome
+    from reconciler.plan import Plan
     from reconciler.tenant import connect
 
-    saved = paths[0] if len(paths) == 1 and paths[0].endswith(".json") and Path(paths[0]).is_file() else None
-    progress = lambda message: click.echo(message, err=True)  # noqa: E731
+    reviewed = saved_plan_path(paths) is not None  # a saved plan was reviewed when it was made
 
-    def review(the_plan: Any) -> None:
+    def progress(outcome: Outcome) -> None:
+        click.echo(render.outcome_line(outcome), err=True)
+
+    def on_run(outcome: Outcome) -> None:
+        click.echo(render.run_line(outcome), err=True)
+
+    def review(the_plan: Plan) -> None:
         if fmt == "text":
             click.echo(render.plan_text(the_plan, color=_color()), nl=False, color=_color())
-        if the_plan.has_changes and not auto_approve and not saved:  # a saved plan was reviewed when it was made
+        if the_plan.has_changes and not auto_approve and not reviewed:
             if not _interactive():
                 raise ReconcilerError("refusing to apply without --auto-approve: there is no terminal to ask",
                                       hint="Review the plan above, then re-run with --auto-approve (or apply a saved plan file).")
             click.confirm("Apply these changes?", abort=True, err=True)
 
-    from reconciler.errors import ManifestError
+    def cancel_on_interrupt() -> bool:
+        return _interactive() and click.confirm("\nCancel the runs still in flight?", default=False, err=True)
 
     with connect(base_url, api_key_env) as tenant:
-        client = tenant.client
         try:
-            the_plan, report = run_apply(paths, client, api_key=tenant.api_key, api_key_env=api_key_env,
-                                     tenant_id=tenant.identity, saved_plan=saved, var_files=var_files, prune=prune,
-                                     allow_replace=allow_replace, adopt_schedules=adopt_schedules, max_deletes=max_deletes,
-                                     max_plan_age=max_plan_age, parallelism=parallelism,
-                                     lock_timeout=_lock_timeout(lock_timeout), review=review, progress=progress)
+            the_plan, report = run_apply(paths, tenant.client, api_key=tenant.api_key, api_key_env=api_key_env,
+                                         tenant_id=tenant.identity, var_files=var_files, prune=prune,
+                                         allow_replace=allow_replace, adopt_schedules=adopt_schedules,
+                                         max_deletes=max_deletes, max_plan_age=max_plan_age, parallelism=parallelism,
+                                         lock_timeout=_lock_timeout(lock_timeout), review=review, progress=progress, on_run=on_run,
+                                         wait_timeout=wait_timeout if wait else None,
+                                         cancel_on_interrupt=cancel_on_interrupt)
         except ManifestError as exc:
             _refuse_invalid(exc, fmt)
             raise
-        if wait:
-            try:
-                wait_for_runs(client, report, wait_timeout, progress)
-            except KeyboardInterrupt:
-                if _interactive() and click.confirm("\nCancel the runs still in flight?", default=False, err=True):
-                    for run_id in cancel_runs(client, report):
-                        progress(f"cancelled run {run_id}")
-                else:
-                    report.notes.append("Stopped waiting; the runs go on.")
     text = {"text": render.report_text, "markdown": render.report_markdown, "json": render.report_json}[fmt](report)
     click.echo(text, nl=False)
     _step_summary(render.report_markdown(report))
-    failed_runs = [o for o in report.outcomes if o.run_status in ("Failed", "Error", "Terminated")]
     if report.failed or the_plan.errors:
-        what = ", ".join(f"run {o.run_id} of {o.change.key} {o.run_status}" for o in failed_runs)
-        unverified = any(o.status.value == "unverified" for o in report.outcomes)
+        what = ", ".join(f"run {o.run_id} of {o.change.key} {o.run_status}" for o in report.failed_runs)
         raise ReconcilerError("apply did not complete" + (f": {what}" if what else ""),
                               hint="See the report above; fix the failures and run apply again (it converges)."
                               + (" For each unverified change, check the tenant, then `reconciler state resolve`"
-                                 " (`reconciler plan` lists them)." if unverified else ""))
+                                 " (`reconciler plan` lists them)." if report.unverified else ""))
     return ExitCode.OK
 
 

@@ -9,14 +9,20 @@ its output is turned into ``FieldChange`` here, at once: nothing downstream sees
 from __future__ import annotations
 
 import copy
+import inspect
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from deepdiff import DeepDiff
 
 from reconciler.normalize import canonical_json
 
 MISSING = object()
+# deepdiff 8 and later report two mappings sharing few keys as one changed value, at the path of
+# the mapping (the root: ""); a field-level diff wants them key by key, as earlier versions did.
+_KEY_BY_KEY: dict[str, Any] = (
+    {"threshold_to_diff_deeper": 0} if "threshold_to_diff_deeper" in inspect.signature(DeepDiff.__init__).parameters else {})
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,7 @@ class FieldChange:
         return {"op": self.op, "path": self.path, "old": self.old, "new": self.new}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "FieldChange":
+    def from_dict(cls, data: Mapping[str, Any]) -> FieldChange:
         return cls(op=data["op"], path=data["path"], old=data.get("old"), new=data.get("new"))
 
 
@@ -55,25 +61,26 @@ def masked(desired: Mapping[str, Any], live: Mapping[str, Any], declared_only: I
            ignore: Iterable[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Copies of both sides without ignored paths, and with the live side reduced to what the
     manifest declares where the kind compares only declared fields."""
-    desired, live = copy.deepcopy(dict(desired)), copy.deepcopy(dict(live))
+    wanted_side: dict[str, Any] = copy.deepcopy(dict(desired))
+    live_side: dict[str, Any] = copy.deepcopy(dict(live))
     for path in declared_only:
         parts = path.split(".")
         if parts[-1] == "*":
-            wanted = _get(desired, parts[:-1])
-            have = _get(live, parts[:-1])
+            wanted = _get(wanted_side, parts[:-1])
+            have = _get(live_side, parts[:-1])
             if wanted is MISSING:
-                _drop(live, parts[:-1])
+                _drop(live_side, parts[:-1])
             elif isinstance(have, dict):
                 for key in list(have):
                     if not isinstance(wanted, dict) or key not in wanted:
                         del have[key]
-        elif _get(desired, parts) is MISSING:
-            _drop(live, parts)
+        elif _get(wanted_side, parts) is MISSING:
+            _drop(live_side, parts)
     for path in ignore:
         parts = path.split(".")
-        _drop(desired, parts)
-        _drop(live, parts)
-    return desired, live
+        _drop(wanted_side, parts)
+        _drop(live_side, parts)
+    return wanted_side, live_side
 
 
 def field_changes(before: Mapping[str, Any], after: Mapping[str, Any], atomic: Iterable[str] = ()) -> list[FieldChange]:
@@ -83,7 +90,7 @@ def field_changes(before: Mapping[str, Any], after: Mapping[str, Any], atomic: I
     atomic = set(atomic)
     if canonical_json(before) == canonical_json(after):
         return []
-    tree = DeepDiff(before, after, view="tree", ignore_order=False)
+    tree = DeepDiff(before, after, view="tree", ignore_order=False, **_KEY_BY_KEY)
     seen: dict[str, FieldChange] = {}
     for levels in tree.values():
         for level in levels:

@@ -1,33 +1,34 @@
 """Runs the stages of a command in order: validate → (lock) → fetch → online checks → plan → apply.
 
 The only place that knows the order of the stages; each stage stays ignorant of the others.
-Touches the network only through the client it is given.
+Touches the network only through the client it is given. ``make_plan`` is what `plan` runs;
+``apply`` is the one apply, of manifests or of a saved plan, that the CLI, the tests and the
+benchmarks all use.
 """
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
 
-from jsonschema import Draft202012Validator
-
-from reconciler.apply import Applier, ApplyReport, Options
+from reconciler.apply import Applier, Options, cancel_runs, wait_for_runs
 from reconciler.client import ApiClient
+from reconciler.defaults import API_KEY_ENV, MAX_DELETES, MAX_PLAN_AGE, PARALLELISM
 from reconciler.errors import Diagnostic, ManifestError
 from reconciler.fetch import Live, fetch
+from reconciler.files import shown_path
+from reconciler.kinds import get as kind_of
 from reconciler.lock import state_lock
 from reconciler.manifests import resolve_env
 from reconciler.model import Resource, ResourceKey
-from reconciler.normalize import PLUMBING, canonical_json, wire_inputs
-from reconciler.plan import Plan, build_plan, settings_of
-from reconciler.files import shown_path
-from reconciler.planfile import DEFAULT_MAX_PLAN_AGE, check_saved_plan, fetch_for_plan, read_saved_plan
+from reconciler.outcomes import ApplyReport, Outcome
+from reconciler.plan import Plan, build_plan
+from reconciler.planfile import check_saved_plan, fetch_for_plan, read_saved_plan
 from reconciler.state import StateFile, fingerprint_key, project_key, records_of, secret_fingerprint
-from reconciler.validate import Manifests, Project, validate
+from reconciler.validate import Manifests, Project, online_checks, validate
 
 
 @dataclass
@@ -38,12 +39,8 @@ class PlanResult:
     state: StateFile
 
 
-DEFAULT_PARALLELISM = 8
-DEFAULT_MAX_DELETES = 10
-
-
 def load_manifests(paths: Iterable[str], *, var_files: Iterable[str] = (), env: Mapping[str, str] | None = None,
-                   allow_missing_secrets: bool = False, api_key_env: str = "ATLAN_API_KEY") -> Manifests:
+                   allow_missing_secrets: bool = False, api_key_env: str = API_KEY_ENV) -> Manifests:
     """Validate, and refuse (with every diagnostic) when there is any error."""
     manifests = validate(paths, var_files=var_files, env=os.environ if env is None else env,
                          allow_missing_secrets=allow_missing_secrets, api_key_env=api_key_env)
@@ -58,6 +55,12 @@ def open_state(project: Project) -> StateFile:
     keyed there, so that the projects sharing it through links share it for real."""
     path = Path(os.path.realpath(project.state_file))
     return StateFile.load(path, project_key(project.root, path), project.name)
+
+
+def saved_plan_path(paths: Iterable[str]) -> str | None:
+    """A single existing ``.json`` file is a saved plan; anything else is manifests."""
+    given = list(paths)
+    return given[0] if len(given) == 1 and given[0].endswith(".json") and Path(given[0]).is_file() else None
 
 
 def make_plan(
@@ -75,7 +78,7 @@ def make_plan(
     tenant_id: str | None = None,
     adopt_schedules: bool = False,
     manifests: Manifests | None = None,
-    api_key_env: str = "ATLAN_API_KEY",
+    api_key_env: str = API_KEY_ENV,
 ) -> PlanResult:
     """``tenant_id``: what the state file and the plan call this tenant (default: its base URL).
     ``manifests``: already validated (apply validates before it takes the state lock)."""
@@ -90,7 +93,7 @@ def make_plan(
     tenant = state.tenant(tenant_id)
     live = fetch(client, manifests.resources, recorded=tenant.resources,
                  parallelism=parallelism or manifests.project.parallelism)
-    online = online_checks(manifests.resources, live)
+    online = online_checks(manifests.resources, live.context)
     notes = [*manifests.warnings, *(d for _, d in online)]
     if state.migrated:
         notes.append(Diagnostic(shown_path(state.path), 0, 0, "RC109", "the state file is in the old format, whose records "
@@ -129,67 +132,10 @@ def desired_secret_fingerprints(desired: Mapping[ResourceKey, Resource], env: Ma
     """Keyed fingerprints of the declared secrets, where every one of them is set in ``env``."""
     out = {}
     for k, resource in desired.items():
-        values, missing = resolve_env(settings_of(resource).get("secret_refs") or {}, env)
+        values, missing = resolve_env(kind_of(k.kind).secret_refs(resource.spec), env)
         if values and not missing:
             out[k] = secret_fingerprint(key, values)
     return out
-
-
-def online_checks(desired: Mapping[ResourceKey, Resource], live: Live) -> list[tuple[ResourceKey, Diagnostic]]:
-    """What only the tenant can tell: unknown app ids and inputs that its contracts reject."""
-    notes: list[tuple[ResourceKey, Diagnostic]] = []
-    for key, resource in sorted(desired.items()):
-        if key.kind != "App":
-            continue
-        file, _, line = resource.origin.rpartition(":")
-        app_id = str(resource.spec.get("appId"))
-        if app_id in live.unknown_apps:
-            notes.append((key, Diagnostic(file, int(line or 0), 1, "RC110", f"{key}: the tenant has no app {app_id!r}",
-                                    "spec.appId", hint="Check the marketplace id, e.g. snowflake-crawler.")))
-            continue
-        facts = live.context.contracts.get(app_id)
-        entrypoint = resource.spec.get("entrypoint")
-        contract = facts.contract(entrypoint) if facts else None
-        if facts is not None and entrypoint and contract is None:
-            notes.append((key, Diagnostic(file, int(line or 0), 1, "RC112",
-                                    f"{key}: app {app_id!r} has no entrypoint {entrypoint!r}", "spec.entrypoint",
-                                    hint=f"Omit entrypoint for the default ({facts.default_entrypoint}).")))
-            continue
-        if not contract:
-            continue
-        inputs = {k: v for k, v in (resource.spec.get("inputs") or {}).items() if k not in PLUMBING}
-        reported: set[str] = set()
-        for error in sorted(_inputs_validator(app_id, contract).iter_errors(wire_inputs(inputs, contract)),
-                            key=lambda e: list(e.absolute_path)):
-            where = ".".join(str(p) for p in error.absolute_path)
-            if error.validator == "additionalProperties":
-                extra = sorted(set(error.instance) - set(contract.get("properties") or {}))
-                message = f"{key}: the input contract of {app_id} has no input {', '.join(map(repr, extra))}"
-                where = ".".join(filter(None, [where, extra[0] if extra else ""]))
-            else:
-                message = f"{key}: input {where or 'inputs'} is rejected by the contract of {app_id}: {error.message}"
-            if where in reported:
-                continue  # one problem per input is enough (a wrong type also fails its enum)
-            reported.add(where)
-            notes.append((key, Diagnostic(file, int(line or 0), 1, "RC111", message, f"spec.inputs.{where}".rstrip("."),
-                                          hint=f"See `reconciler contract {app_id}` for the inputs and their types.")))
-    return notes
-
-
-_validators: dict[tuple[str, str], Draft202012Validator] = {}
-
-
-def _inputs_validator(app_id: str, contract: Mapping[str, Any]) -> Draft202012Validator:
-    """The contract without its plumbing (connection, credential): those come from the manifest's
-    connection and credentialRef, and are checked there."""
-    cache_key = (app_id, canonical_json(contract))
-    if cache_key not in _validators:
-        schema = copy.deepcopy(dict(contract))
-        schema.pop("required", None)
-        schema.pop("allOf", None)
-        schema["properties"] = {k: v for k, v in (schema.get("properties") or {}).items() if k not in PLUMBING}
-        _validators[cache_key] = Draft202012Validator(schema)
-    return _validators[cache_key]
 
 
 def apply(
@@ -197,38 +143,46 @@ def apply(
     client: ApiClient,
     *,
     api_key: str,
-    api_key_env: str = "ATLAN_API_KEY",
+    api_key_env: str = API_KEY_ENV,
     tenant_id: str | None = None,
-    saved_plan: str | None = None,
     env: Mapping[str, str] | None = None,
     var_files: Iterable[str] = (),
     prune: bool = False,
     allow_replace: bool = False,
     adopt_schedules: bool = False,
-    max_deletes: int = DEFAULT_MAX_DELETES,
-    max_plan_age: float = DEFAULT_MAX_PLAN_AGE,
+    max_deletes: int = MAX_DELETES,
+    max_plan_age: float = MAX_PLAN_AGE,
     parallelism: int | None = None,
     lock_timeout: float = 0.0,
     review: Callable[[Plan], None] | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[Outcome], None] | None = None,
+    on_run: Callable[[Outcome], None] | None = None,
+    wait_timeout: float | None = None,
+    cancel_on_interrupt: Callable[[], bool] | None = None,
 ) -> tuple[Plan, ApplyReport]:
-    """The one apply: of manifests (plan, then apply) or of a saved plan (checked, re-read).
+    """The one apply: of manifests (plan, then apply) or of a saved plan (``paths`` is one
+    ``.json`` file: checked, and the objects it touches read again).
 
     Holds the state file's lock from before the state is read until the last record is
     written, so two applies of one project never interleave. ``review(plan)`` is called once
     the plan is known and before anything is sent (to show it, or to ask; raising stops it).
+    ``progress(outcome)``: each change as it is done. ``wait_timeout``: follow the submitted runs
+    to their end (or that many seconds), calling ``on_run(outcome)`` whenever a run's status
+    changes; on Ctrl-C, ``cancel_on_interrupt()`` says whether to cancel the runs still in flight.
     """
+    paths = list(paths)
     env = os.environ if env is None else env
     tenant_id = tenant_id or client.base_url
-    if saved_plan:
-        plan, manifests = read_saved_plan(saved_plan, api_key=api_key, tenant_id=tenant_id, max_age=max_plan_age)
+    saved = saved_plan_path(paths)
+    if saved:
+        plan, manifests = read_saved_plan(saved, api_key=api_key, tenant_id=tenant_id, max_age=max_plan_age)
     else:
         manifests = load_manifests(paths, var_files=var_files, env=env, api_key_env=api_key_env)
     project = manifests.project
-    workers = parallelism or project.parallelism or DEFAULT_PARALLELISM
+    workers = parallelism or project.parallelism or PARALLELISM
     lock_notes: list[str] = []
     with state_lock(project.state_file, lock_timeout, notes=lock_notes):
-        if saved_plan:
+        if saved:
             state = open_state(project)
             check_saved_plan(plan, state, tenant_id, project, manifests.resources, max_deletes=max_deletes,
                              api_key_env=api_key_env)
@@ -239,31 +193,20 @@ def apply(
             plan, live, state = result.plan, result.live, result.state
         if review is not None:
             review(plan)
-        report = apply_plan(client, plan, live, state, api_key=api_key, api_key_env=api_key_env, env=env,
-                            allow_replace=allow_replace, max_deletes=max_deletes, parallelism=workers,
-                            progress=progress)
+        if client.budget is None:
+            client.share_budget(workers)  # every call of the run shares one throttle-aware budget
+        options = Options(allow_replace=allow_replace, max_deletes=max_deletes, parallelism=workers, env=dict(env),
+                          fingerprint_key=fingerprint_key(api_key), api_key=api_key, api_key_env=api_key_env)
+        report = Applier(client, plan, live, state, options, progress=progress or (lambda _outcome: None)).run()
     report.notes[:0] = lock_notes
+    if wait_timeout is not None:
+        on_run = on_run or (lambda _outcome: None)
+        try:
+            wait_for_runs(client, report, wait_timeout, on_run)
+        except KeyboardInterrupt:
+            if cancel_on_interrupt is not None and cancel_on_interrupt():
+                for outcome in cancel_runs(client, report):
+                    on_run(outcome)
+            else:
+                report.notes.append("Stopped waiting; the runs go on.")
     return plan, report
-
-
-def apply_plan(client: ApiClient, plan: Plan, live: Live, state: StateFile, *, api_key: str,
-               api_key_env: str = "ATLAN_API_KEY", env: Mapping[str, str] | None = None, allow_replace: bool = False,
-               max_deletes: int = DEFAULT_MAX_DELETES, parallelism: int = DEFAULT_PARALLELISM,
-               progress: Callable[[str], None] | None = None) -> ApplyReport:
-    """Execute a plan; every call of the run shares one throttle-aware request budget. The
-    caller holds the state lock."""
-    if client.budget is None:
-        client.share_budget(parallelism)
-    options = Options(allow_replace=allow_replace, max_deletes=max_deletes, parallelism=parallelism,
-                      env=dict(os.environ if env is None else env), fingerprint_key=fingerprint_key(api_key),
-                      api_key=api_key, api_key_env=api_key_env)
-    return Applier(client, plan, live, state, options, progress=progress or (lambda _message: None)).run()
-
-
-def apply_paths(paths: Iterable[str], client: ApiClient, *, api_key: str, tenant_id: str | None = None,
-                env: Mapping[str, str] | None = None, prune: bool = False, allow_replace: bool = False,
-                max_deletes: int = DEFAULT_MAX_DELETES, parallelism: int | None = None, adopt_schedules: bool = False,
-                progress: Callable[[str], None] | None = None) -> tuple[Plan, ApplyReport]:
-    """Plan the manifests and apply the plan at once (what `apply --auto-approve` does)."""
-    return apply(paths, client, api_key=api_key, tenant_id=tenant_id, env=env, prune=prune, allow_replace=allow_replace,
-                 max_deletes=max_deletes, parallelism=parallelism, adopt_schedules=adopt_schedules, progress=progress)

@@ -13,13 +13,14 @@ import enum
 import hashlib
 import hmac
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from reconciler import kinds
 from reconciler.diff import FieldChange, field_changes, masked
 from reconciler.errors import Diagnostic
-from reconciler.model import Resource, ResourceKey, State
+from reconciler.model import Resource, ResourceKey, SourceRef, State
 from reconciler.normalize import Context, as_declared, canonical
 
 PLAN_FORMAT_VERSION = 2
@@ -52,9 +53,52 @@ class Action(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class ApplySettings:
+    """What apply needs from the manifest beyond the compared fields. Secrets appear only as their
+    ``${env:NAME}`` references, never as values."""
+
+    secret_refs: Mapping[str, str] = field(default_factory=dict)  # spec path -> ${env:NAME}
+    prevent_destroy: bool = False
+    connection_qualified_name: str | None = None  # the connection to reuse (App)
+    entrypoint: str | None = None  # as declared (App; None: the app's default)
+    credential_guid: str | None = None  # a credentialRef given as a guid: sent as given (App)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Only what is set, so that a plan file says no more than it must."""
+        out: dict[str, Any] = {}
+        if self.secret_refs:
+            out["secret_refs"] = dict(self.secret_refs)
+        if self.prevent_destroy:
+            out["prevent_destroy"] = True
+        if self.connection_qualified_name:
+            out["connection_qualified_name"] = self.connection_qualified_name
+        if self.entrypoint is not None:
+            out["entrypoint"] = self.entrypoint
+        if self.credential_guid:
+            out["credential_guid"] = self.credential_guid
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ApplySettings:
+        refs = data.get("secret_refs") or {}
+        if not isinstance(refs, Mapping):
+            raise ValueError("settings.secret_refs must be a mapping")
+        return cls(secret_refs={str(k): str(v) for k, v in refs.items()},
+                   prevent_destroy=bool(data.get("prevent_destroy", False)),
+                   connection_qualified_name=_optional_str(data.get("connection_qualified_name")),
+                   entrypoint=_optional_str(data.get("entrypoint")),
+                   credential_guid=_optional_str(data.get("credential_guid")))
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
 class Change:
     """One action on one object. ``before`` is the canonical live object (none for a create),
-    ``after`` the canonical desired one (none for a delete); neither holds a secret."""
+    ``after`` the canonical desired one (none for a delete); neither holds a secret. Whether a
+    delete waits for --prune is the plan's ``prune``, not the change's."""
 
     action: Action
     key: ResourceKey
@@ -63,13 +107,10 @@ class Change:
     fields: tuple[FieldChange, ...] = ()
     reason: str = ""
     fingerprint: str | None = None  # of the live object the change was computed from
-    needs_prune: bool = False  # a delete that apply performs only with --prune
-    origin: str = ""  # file:line of the manifest
-    # What apply needs from the manifest beyond the compared fields: secret *references*
-    # (``${env:NAME}``, never values), preventDestroy, the connection's qualifiedName to reuse.
-    settings: Mapping[str, Any] = field(default_factory=dict)
+    origin: SourceRef = SourceRef()  # where the manifest is
+    settings: ApplySettings = ApplySettings()
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, prune: bool) -> dict[str, Any]:
         return {
             "action": self.action.value,
             "kind": self.key.kind,
@@ -79,13 +120,13 @@ class Change:
             "fields": [f.to_dict() for f in self.fields],
             "reason": self.reason,
             "fingerprint": self.fingerprint,
-            "needs_prune": self.needs_prune,
-            "origin": self.origin,
-            "settings": dict(self.settings),
+            "needs_prune": self.action is Action.DELETE and not prune,
+            "origin": str(self.origin),
+            "settings": self.settings.to_dict(),
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Change":
+    def from_dict(cls, data: Mapping[str, Any]) -> Change:
         return cls(
             action=Action(data["action"]),
             key=ResourceKey(data["kind"], data["name"]),
@@ -94,9 +135,8 @@ class Change:
             fields=tuple(FieldChange.from_dict(f) for f in data.get("fields") or ()),
             reason=data.get("reason", ""),
             fingerprint=data.get("fingerprint"),
-            needs_prune=bool(data.get("needs_prune", False)),
-            origin=data.get("origin", ""),
-            settings=dict(data.get("settings") or {}),
+            origin=SourceRef.parse(data.get("origin", "")),
+            settings=ApplySettings.from_dict(data.get("settings") or {}),
         )
 
 
@@ -105,7 +145,7 @@ class Plan:
     changes: tuple[Change, ...]
     tenant: str = ""
     created_at: str = ""
-    prune: bool = False
+    prune: bool = False  # the one truth of prune: without it, every delete is a candidate only
     targets: tuple[str, ...] = ()
     unmanaged: Mapping[str, int] = field(default_factory=dict)  # live objects not ours, per kind
     diagnostics: tuple[Diagnostic, ...] = ()
@@ -116,12 +156,16 @@ class Plan:
     state_serial: str = ""  # digest of the project's records the plan was made from
     format_version: int = PLAN_FORMAT_VERSION
 
+    def waits_for_prune(self, change: Change) -> bool:
+        """A delete this plan only proposes: apply performs it only from a plan made with --prune."""
+        return change.action is Action.DELETE and not self.prune
+
     def counts(self) -> dict[str, int]:
         """Changes per action; deletes that wait for --prune are "delete_candidates", not deletes."""
         out = {a.value: 0 for a in Action}
         out[DELETE_CANDIDATES] = 0
         for change in self.changes:
-            out[DELETE_CANDIDATES if change.needs_prune else change.action.value] += 1
+            out[DELETE_CANDIDATES if self.waits_for_prune(change) else change.action.value] += 1
         return out
 
     @property
@@ -140,7 +184,7 @@ class Plan:
             "prune": self.prune,
             "targets": list(self.targets),
             "summary": self.counts(),
-            "changes": [c.to_dict() for c in self.changes],
+            "changes": [c.to_dict(prune=self.prune) for c in self.changes],
             "unmanaged": dict(self.unmanaged),
             "state_file": self.state_file,
             "project": self.project,
@@ -151,7 +195,7 @@ class Plan:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Plan":
+    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
         version = data.get("format_version")
         if version != PLAN_FORMAT_VERSION:
             raise ValueError(f"plan format version {version!r} is not supported (this reconciler reads {PLAN_FORMAT_VERSION})")
@@ -221,39 +265,38 @@ def build_plan(
     owned_prefixes = _meaningful_prefixes(tuple(owned_prefixes), desired, live, records, project_file, notes)
     notes += _intent_notes(records, desired)
     for key, slugs in sorted((ambiguous or {}).items()):
-        origin = desired[key].origin if key in desired else ""
-        file, _, line = origin.rpartition(":")
-        notes.append(Diagnostic(file, int(line or 0), 1, "RC101",
-                                f"{key} is ambiguous: {len(list(slugs))} live objects have this name ({', '.join(slugs)}); "
-                                "it is left out of the plan", hint="Delete or rename the duplicates on the tenant."))
+        notes.append(Diagnostic.at(_origin(desired, key), "RC101",
+                                   f"{key} is ambiguous: {len(list(slugs))} live objects have this name ({', '.join(slugs)}); "
+                                   "it is left out of the plan", column=1,
+                                   hint="Delete or rename the duplicates on the tenant."))
     skip = set(ambiguous or {}) | set(excluded)
     changes: list[Change] = []
     unmanaged: dict[str, int] = {}
-    for spec in kinds.by_rank():
-        names = {k for k in (*desired, *live) if k.kind == spec.kind} - skip
+    for kind in kinds.by_rank():
+        names = {k for k in (*desired, *live) if k.kind == kind.kind} - skip
         for key in sorted(names):
             if targets and key not in targets:
                 continue
             want, have = desired.get(key), live.get(key)
             if want is not None and have is None:
-                changes.extend(_create(want, spec, ctx, notes))
+                changes.extend(_create(want, kind, ctx, notes))
             elif want is None and have is not None:
-                if not spec.deletable:
+                if not kind.deletable:
                     continue  # no longer managed; nothing to do on the tenant
                 if _managed(key, records, owned_prefixes):
-                    change = _delete(have, spec, ctx, records, prune, notes)
+                    change = _delete(have, ctx, records, prune, notes)
                     if change is not None:
                         changes.append(change)
                 else:
-                    unmanaged[spec.kind] = unmanaged.get(spec.kind, 0) + 1
+                    unmanaged[kind.kind] = unmanaged.get(kind.kind, 0) + 1
             elif want is not None and have is not None:
                 fingerprint = (desired_fingerprints or {}).get(key)
                 if not adopt_schedules:
-                    want = _without_unknowable_schedules(want, have, spec, notes)
-                compared = _compare(want, have, spec, ctx, records, fingerprint, notes)
+                    want = _without_unknowable_schedules(want, have, kind, notes)
+                compared = _compare(want, have, kind, ctx, records, fingerprint, notes)
                 if key in records.pending_runs and not any(c.action is Action.RUN for c in compared):
-                    compared.append(Change(Action.RUN, key, None, None, origin=want.origin,
-                                           reason="run.onCreate was never submitted: the apply that created it stopped"))
+                    compared.append(Change(Action.RUN, key, origin=want.origin,
+                                           reason="a run was owed and never submitted: the apply that owed it stopped"))
                 changes.extend(compared)
     created = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return Plan(changes=tuple(changes), tenant=tenant, created_at=created, prune=prune,
@@ -262,12 +305,16 @@ def build_plan(
                 state_serial=records.serial)
 
 
+def _origin(desired: State, key: ResourceKey) -> SourceRef:
+    return desired[key].origin if key in desired else SourceRef()
+
+
 def _meaningful_prefixes(prefixes: tuple[str, ...], desired: State, live: State, records: Records, project_file: str,
                          notes: list[Diagnostic]) -> tuple[str, ...]:
     """The ownership prefixes that claim this project's objects, not the tenant's: a prefix that
     matches more than half of the live objects this project neither declares nor recorded is
     refused (an error, and it claims nothing)."""
-    others = [k for k in live if k not in desired and k not in records.managed and kinds.KINDS[k.kind].deletable]
+    others = [k for k in live if k not in desired and k not in records.managed and kinds.get(k.kind).deletable]
     kept = []
     for prefix in prefixes:
         matched = sum(k.name.startswith(prefix) for k in others)
@@ -285,8 +332,6 @@ def _meaningful_prefixes(prefixes: tuple[str, ...], desired: State, live: State,
 def _intent_notes(records: Records, desired: State) -> list[Diagnostic]:
     notes = []
     for key, intents in sorted(records.intents.items()):
-        origin = desired[key].origin if key in desired else ""
-        file, _, line = origin.rpartition(":")
         for intent in intents:
             if intent.get("action") == "schedule":
                 what = (f"a schedule {intent.get('cron')!r} ({intent.get('timezone')}) may have been attached at "
@@ -295,46 +340,24 @@ def _intent_notes(records: Records, desired: State) -> list[Diagnostic]:
                         f"--attached TRIGGER_ID`; if not, `... --absent`.")
             else:
                 what = f"a run may have been submitted at {intent.get('at')}, but the answer was lost"
-                hint = f"Check the app's runs in Atlan, then `reconciler state resolve {key} --intent {intent.get('id')} --absent`."
-            notes.append(Diagnostic(file, int(line or 0), 1 if line else 0, "RC107", f"{key}: {what}", severity="warning",
-                                    hint=hint))
+                hint = (f"Check its runs in Atlan, then `reconciler state resolve {key} --intent {intent.get('id')} "
+                        "--absent`.")
+            notes.append(Diagnostic.at(_origin(desired, key), "RC107", f"{key}: {what}", severity="warning", hint=hint))
     return notes
 
 
-def _without_unknowable_schedules(want: Resource, have: Resource, spec: kinds.KindSpec,
-                                  notes: list[Diagnostic]) -> Resource:
-    name = spec.schedule_list
+def _without_unknowable_schedules(want: Resource, have: Resource, kind: kinds.Kind, notes: list[Diagnostic]) -> Resource:
+    name = kind.schedule_list
     if not name or want.spec.get(name) is None or have.spec.get(name) is not None:
         return want
-    file, _, line = want.origin.rpartition(":")
-    notes.append(Diagnostic(file, int(line or 0), 1 if line else 0, "RC108",
-                            f"{want.key}: its schedules cannot be verified: the API does not return attached schedules "
-                            "and the state file has no record of this app, so apply will not attach them (that could "
-                            "double every trigger)", "spec.schedules", severity="warning",
-                            hint="If the app has no schedules on the tenant (or none that matter), apply once with "
-                                 "--adopt-schedules; the triggers are recorded from then on."))
+    notes.append(Diagnostic.at(want.origin, "RC108",
+                               f"{want.key}: its schedules cannot be verified: the API does not return attached schedules "
+                               "and the state file has no record of this app, so apply will not attach them (that could "
+                               "double every trigger)", f"spec.{name}", severity="warning",
+                               hint="If the app has no schedules on the tenant (or none that matter), apply once with "
+                                    "--adopt-schedules; the triggers are recorded from then on."))
     return Resource(key=want.key, spec={k: v for k, v in want.spec.items() if k != name}, origin=want.origin,
                     metadata=want.metadata, server=want.server)
-
-
-def settings_of(want: Resource) -> dict[str, Any]:
-    """The manifest's settings apply needs and the diff does not compare. Secret fields hold
-    their ``${env:NAME}`` reference, never a value."""
-    spec = kinds.KINDS[want.key.kind]
-    out: dict[str, Any] = {}
-    secrets = {name: want.spec[name] for name in spec.secret_paths if name in want.spec}
-    for mapping in spec.secret_maps:
-        secrets.update({f"{mapping}.{k}": v for k, v in (want.spec.get(mapping) or {}).items()})
-    if secrets:
-        out["secret_refs"] = secrets
-    if (want.spec.get("lifecycle") or {}).get("preventDestroy"):
-        out["prevent_destroy"] = True
-    qualified_name = (want.spec.get("connection") or {}).get("qualifiedName")
-    if qualified_name:
-        out["connection_qualified_name"] = qualified_name
-    if "entrypoint" in want.spec:
-        out["entrypoint"] = want.spec["entrypoint"]
-    return out
 
 
 def _managed(key: ResourceKey, records: Records, owned_prefixes: tuple[str, ...]) -> bool:
@@ -347,23 +370,21 @@ def _runs(want: Resource, when: str) -> bool:
     return bool((want.spec.get("run") or {}).get(when))
 
 
-def _create(want: Resource, spec: kinds.KindSpec, ctx: Context, notes: list[Diagnostic]) -> list[Change]:
-    if spec.kind == "Workflow":
-        file, _, line = want.origin.rpartition(":")
-        notes.append(Diagnostic(file, int(line or 0), 1, "RC102",
-                                f"{want.key} does not exist on the tenant; a Workflow manages an existing template only",
-                                hint="Check the template name (Workflows created in the UI are named <prefix>-<10-digit epoch>)."))
+def _create(want: Resource, kind: kinds.Kind, ctx: Context, notes: list[Diagnostic]) -> list[Change]:
+    if not kind.creatable:
+        refused = kind.not_creatable(want)
+        if refused is not None:
+            notes.append(refused)
         return []
     after = canonical(want, as_declared(ctx))
     out = [Change(Action.CREATE, want.key, None, after, reason="not on the tenant", origin=want.origin,
-                  settings=settings_of(want))]
+                  settings=kind.settings(want))]
     if _runs(want, "onCreate"):
-        out.append(Change(Action.RUN, want.key, None, None, reason="run.onCreate", origin=want.origin))
+        out.append(Change(Action.RUN, want.key, reason="run.onCreate", origin=want.origin))
     return out
 
 
-def _delete(have: Resource, spec: kinds.KindSpec, ctx: Context, records: Records, prune: bool,
-            notes: list[Diagnostic]) -> Change | None:
+def _delete(have: Resource, ctx: Context, records: Records, prune: bool, notes: list[Diagnostic]) -> Change | None:
     if have.key in records.prevent_destroy:
         notes.append(Diagnostic("", 0, 0, "RC103", f"{have.key} is no longer declared, but preventDestroy was recorded for it; "
                                 "it will not be deleted", severity="warning",
@@ -371,36 +392,35 @@ def _delete(have: Resource, spec: kinds.KindSpec, ctx: Context, records: Records
         return None
     reason = "no longer declared" + ("" if prune else "; apply deletes it only with --prune")
     return Change(Action.DELETE, have.key, canonical(have, ctx), None, reason=reason,
-                  fingerprint=have.server.get("fingerprint"), needs_prune=not prune)
+                  fingerprint=have.server.get("fingerprint"))
 
 
-def _secrets_in_clear(want: Resource, have: Resource, spec: kinds.KindSpec, notes: list[Diagnostic]) -> Resource:
+def _secrets_in_clear(want: Resource, have: Resource, kind: kinds.Kind, notes: list[Diagnostic]) -> Resource:
     """A secret map entry (``secretExtra.k``) the tenant keeps in clear comes back in the public
     map (``extra.k``): not compared (it would differ forever), masked in output, and said once."""
     clear = []
     live = dict(have.spec)
-    for public, secret in spec.secret_twins:
+    for public, secret in kind.secret_twins:
         declared = set(want.spec.get(secret) or {})
         shown = dict(live.get(public) or {})
         clear += [f"{secret}.{k}" for k in sorted(declared & set(shown))]
         live[public] = {k: v for k, v in shown.items() if k not in declared}
     if not clear:
         return have
-    file, _, line = want.origin.rpartition(":")
-    notes.append(Diagnostic(file, int(line or 0), 1 if line else 0, "RC113",
-                            f"{want.key}: the tenant returns {', '.join(clear)} in clear: it does not treat "
-                            f"{'it' if len(clear) == 1 else 'them'} as secret; never compared, masked in every output",
-                            severity="warning", hint="Check the connector's secret fields; rotate the value if the "
-                                                     "credential's readers should not see it."))
+    notes.append(Diagnostic.at(want.origin, "RC113",
+                               f"{want.key}: the tenant returns {', '.join(clear)} in clear: it does not treat "
+                               f"{'it' if len(clear) == 1 else 'them'} as secret; never compared, masked in every output",
+                               severity="warning", hint="Check the connector's secret fields; rotate the value if the "
+                                                        "credential's readers should not see it."))
     return Resource(key=have.key, spec=live, origin=have.origin, metadata=have.metadata, server=have.server)
 
 
-def _compare(want: Resource, have: Resource, spec: kinds.KindSpec, ctx: Context, records: Records,
+def _compare(want: Resource, have: Resource, kind: kinds.Kind, ctx: Context, records: Records,
              desired_fingerprint: str | None, notes: list[Diagnostic]) -> list[Change]:
-    have = _secrets_in_clear(want, have, spec, notes)
+    have = _secrets_in_clear(want, have, kind, notes)
     ignore = want.spec.get("ignoreDifferences") or ()
-    after, before = masked(canonical(want, ctx), canonical(have, ctx), spec.declared_only, ignore)
-    atomic = [name for name in (spec.schedule_list, spec.schedule_single) if name]
+    after, before = masked(canonical(want, ctx), canonical(have, ctx), kind.declared_only, ignore)
+    atomic = [name for name in (kind.schedule_list, kind.schedule_single) if name]
     fields = field_changes(before, after, atomic)
     recorded = records.secret_fingerprints.get(want.key)
     if desired_fingerprint and recorded and desired_fingerprint != recorded:
@@ -410,17 +430,15 @@ def _compare(want: Resource, have: Resource, spec: kinds.KindSpec, ctx: Context,
                                 "match cannot be known; the next apply records them and detects rotations from then on",
                                 severity="warning"))
     fingerprint = have.server.get("fingerprint")
-    immutable = [f for f in fields if f.path.split(".")[0] in spec.immutable]
+    settings = kind.settings(want)
+    immutable = [f for f in fields if f.path.split(".")[0] in kind.immutable]
     if immutable:
         reason = f"{', '.join(sorted({f.path for f in immutable}))} cannot change in place; apply needs --allow-replace"
-        return [Change(Action.REPLACE, want.key, before, after, tuple(fields), reason, fingerprint, origin=want.origin,
-                       settings=settings_of(want))]
+        return [Change(Action.REPLACE, want.key, before, after, tuple(fields), reason, fingerprint, want.origin, settings)]
     if not fields:
-        return [Change(Action.NOOP, want.key, before, after, (), "", fingerprint, origin=want.origin,
-                       settings=settings_of(want))]
+        return [Change(Action.NOOP, want.key, before, after, (), "", fingerprint, want.origin, settings)]
     reason = "secrets rotated" if [f.path for f in fields] == [SECRETS_PATH] else "differs from the manifest"
-    out = [Change(Action.UPDATE, want.key, before, after, tuple(fields), reason, fingerprint, origin=want.origin,
-                  settings=settings_of(want))]
+    out = [Change(Action.UPDATE, want.key, before, after, tuple(fields), reason, fingerprint, want.origin, settings)]
     if _runs(want, "onUpdate"):
-        out.append(Change(Action.RUN, want.key, None, None, reason="run.onUpdate", origin=want.origin))
+        out.append(Change(Action.RUN, want.key, reason="run.onUpdate", origin=want.origin))
     return out

@@ -11,22 +11,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
 
+from reconciler import kinds
 from reconciler.apply import ApplyError
 from reconciler.client import ApiClient
+from reconciler.defaults import API_KEY_ENV, MAX_PLAN_AGE
 from reconciler.errors import PlanStaleError
 from reconciler.fetch import Live, fetch
-from reconciler.model import Resource, ResourceKey
-from reconciler.plan import MAC_FIELD, Action, Plan, mac_matches, plan_mac
 from reconciler.files import shown_path
 from reconciler.manifests import protected_references
 from reconciler.mask import mask_data
+from reconciler.model import Resource, ResourceKey
+from reconciler.plan import MAC_FIELD, Action, Plan, mac_matches, plan_mac
 from reconciler.state import StateFile, TenantState, fingerprint_key, records_of
 from reconciler.validate import Manifests, Project, validate
 
-DEFAULT_MAX_PLAN_AGE = 24 * 3600.0
 PLAN_CLOCK_SKEW = 300.0  # a plan "from the future" by more than this was not made by this clock
 
 
@@ -37,7 +38,7 @@ def signed_plan_json(plan: Plan, api_key: str) -> str:
     return json.dumps(data, indent=2) + "\n"
 
 
-def read_saved_plan(path: str, *, api_key: str, tenant_id: str, max_age: float = DEFAULT_MAX_PLAN_AGE,
+def read_saved_plan(path: str, *, api_key: str, tenant_id: str, max_age: float = MAX_PLAN_AGE,
                     now: dt.datetime | None = None) -> tuple[Plan, Manifests]:
     """A plan file, refused unless its MAC holds, it is recent, it was made for this tenant and
     its project (whose reconciler.yaml names the state file) is here."""
@@ -94,7 +95,7 @@ def read_saved_plan(path: str, *, api_key: str, tenant_id: str, max_age: float =
 
 
 def check_saved_plan(plan: Plan, state: StateFile, tenant_id: str, project: Project, declared: Iterable[ResourceKey],
-                     *, max_deletes: int, api_key_env: str = "ATLAN_API_KEY") -> None:
+                     *, max_deletes: int, api_key_env: str = API_KEY_ENV) -> None:
     """Today's rules, whatever the file says: the records are the ones the plan was made from
     (else it is stale); every object it creates or changes is declared by this project; deletes
     only of this project's managed objects that its manifests no longer declare and no other
@@ -113,19 +114,19 @@ def check_saved_plan(plan: Plan, state: StateFile, tenant_id: str, project: Proj
         if (change.action, change.key) in seen:
             problems.append(f"{change.key}: a second {change.action.value}")
         seen.add((change.action, change.key))
+        if not kinds.known(change.key.kind):
+            problems.append(f"{change.key}: no such kind")
+            continue
         if change.action is not Action.DELETE and change.key not in declared:
             problems.append(f"{change.key}: this project does not declare it")
-        refs = (change.settings.get("secret_refs") or {}).values()
-        if any(protected_references(str(ref), api_key_env) for ref in refs):
+        if any(protected_references(ref, api_key_env) for ref in change.settings.secret_refs.values()):
             problems.append(f"{change.key}: a secret reference names the API key or the fingerprint key")
         if change.action in (Action.UPDATE, Action.REPLACE, Action.DELETE) and not change.fingerprint:
             problems.append(f"{change.key}: {change.action.value} without the fingerprint of the live object")
         if change.action is not Action.DELETE:
-            if change.needs_prune:
-                problems.append(f"{change.key}: only a delete can wait for --prune")
             continue
-        if change.needs_prune == plan.prune:
-            problems.append(f"{change.key}: the delete does not match the plan's --prune setting")
+        if not kinds.get(change.key.kind).deletable:
+            problems.append(f"{change.key}: reconciler never deletes {change.key.kind} objects")
         if change.key in records.prevent_destroy:
             problems.append(f"{change.key}: preventDestroy is recorded for it")
         by_prefix = change.key not in records.others and any(change.key.name.startswith(p) for p in project.owned_prefixes)
@@ -133,7 +134,7 @@ def check_saved_plan(plan: Plan, state: StateFile, tenant_id: str, project: Proj
             problems.append(f"{change.key}: not managed by this project")
         if change.key in declared:
             problems.append(f"{change.key}: the manifests still declare it")
-        deletes += not change.needs_prune
+        deletes += not plan.waits_for_prune(change)
     if deletes > max_deletes:
         problems.append(f"{deletes} deletes, more than --max-deletes {max_deletes}")
     if problems:
@@ -151,11 +152,8 @@ def fetch_for_plan(client: ApiClient, plan: Plan, tenant: TenantState, *, parall
     """Read again every object a saved plan touches, and refuse it when any has moved since."""
     stubs: dict[ResourceKey, Resource] = {}
     for change in plan.changes:
-        spec: dict[str, Any] = {}
-        if change.key.kind == "App":
-            source = change.after or change.before or {}
-            spec = {"appId": source.get("appId"), "entrypoint": change.settings.get("entrypoint")}
-        stubs.setdefault(change.key, Resource(key=change.key, spec=spec))
+        if change.key not in stubs:
+            stubs[change.key] = kinds.get(change.key.kind).stub(change.key, change)
     live = fetch(client, stubs, recorded=tenant.resources, parallelism=parallelism)
     moved = stale_reasons(plan, live)
     if moved:

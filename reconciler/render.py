@@ -6,14 +6,21 @@ Pure functions: data in, text out. No network, no CLI, no printing.
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import json
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
+from reconciler import cron
 from reconciler.errors import Diagnostic
+from reconciler.kinds.app import PLUMBING
+
+if TYPE_CHECKING:
+    from reconciler.model import ResourceKey
+    from reconciler.outcomes import ApplyReport, Outcome
+    from reconciler.plan import Change, Plan
 
 DIAGNOSTICS_FORMAT_VERSION = 1
-# Inputs that the App manifest sets through credentialRef and connection, not through inputs.
-PLUMBING_INPUTS = frozenset({"connection", "connection_qualified_name", "credential_guid", "credential", "agent_json"})
 
 
 def plural(n: int, word: str) -> str:
@@ -83,7 +90,7 @@ def diagnostics_json(diagnostics: Iterable[Diagnostic], *, files: int, documents
     return json.dumps(payload, indent=2) + "\n"
 
 
-def count_kinds(keys: Iterable[Any]) -> dict[str, int]:
+def count_kinds(keys: Iterable[ResourceKey]) -> dict[str, int]:
     return dict(collections.Counter(k.kind for k in keys))
 
 
@@ -112,8 +119,8 @@ def contract_skeleton(app: Mapping[str, Any], contract: Mapping[str, Any], entry
     app_id = str(app.get("app_id"))
     connector = app_id.split("-")[0]
     properties: Mapping[str, Any] = contract.get("properties") or {}
-    required = [k for k in contract.get("required") or [] if k not in PLUMBING_INPUTS]
-    optional = [k for k in properties if k not in PLUMBING_INPUTS and k not in required]
+    required = [k for k in contract.get("required") or [] if k not in PLUMBING]
+    optional = [k for k in properties if k not in PLUMBING and k not in required]
     lines = [
         f"# App manifest skeleton for {app_id} ({app.get('name', app_id)}), entrypoint {entrypoint or 'default'},",
         "# generated from the tenant's live input contract. Fill in the names, then uncomment what you change.",
@@ -184,10 +191,6 @@ def _value(value: Any) -> str:
 
 def _fire_times(schedules: Any, after: Any) -> list[str]:
     """"Asia/Kolkata: 2026-11-22 02:00, …" for each schedule: its next three fire times, in its zone."""
-    import datetime as dt
-
-    from reconciler import cron
-
     if isinstance(schedules, dict):
         schedules = [schedules]
     lines = []
@@ -201,12 +204,13 @@ def _fire_times(schedules: Any, after: Any) -> list[str]:
     return lines
 
 
-def _field_lines(change: Any, created_at: str) -> list[str]:
+def _field_lines(change: Change, created_at: str) -> list[str]:
     lines = []
     for f in change.fields:
         sign = {"add": "+", "remove": "-", "change": "~"}[f.op]
         if f.path in ("schedules", "schedule"):
-            old = UNKNOWN_SCHEDULES if f.old is None and change.key.kind == "App" else _value(f.old)
+            # A list of schedules whose live side is None: the API hides them and nothing recorded them.
+            old = UNKNOWN_SCHEDULES if f.old is None and isinstance(f.new, list) else _value(f.old)
             lines.append(f"{sign} {f.path}: {old} → {_value(f.new)}")
             for label, value in (("before", f.old), ("after", f.new)):
                 for times in _fire_times(value, created_at):
@@ -231,7 +235,7 @@ def _flatten(value: Any, prefix: str = "", depth: int = 2) -> list[tuple[str, An
     return [(prefix, value)]
 
 
-def _body_lines(change: Any, created_at: str) -> list[str]:
+def _body_lines(change: Change, created_at: str) -> list[str]:
     if change.action.value == "create":
         lines = [f"+ {path}: {_value(v)}" for path, v in _flatten(change.after or {}) if v not in (None, [], {})]
         for times in _fire_times((change.after or {}).get("schedules"), created_at):
@@ -242,15 +246,15 @@ def _body_lines(change: Any, created_at: str) -> list[str]:
     return _field_lines(change, created_at)
 
 
-def _heading(change: Any) -> str:
+def _heading(change: Change, plan: Plan) -> str:
     what = change.action.value
-    if change.needs_prune:
+    if plan.waits_for_prune(change):
         what += ", needs --prune"
     reason = f": {change.reason}" if change.reason and change.action.value != "delete" else ""
     return f"{change.key} ({what}{reason})"
 
 
-def _untouched(plan: Any, *, verbose: bool) -> list[str]:
+def _untouched(plan: Plan, *, verbose: bool) -> list[str]:
     """The sentences about what the plan leaves alone: unchanged objects, unmanaged ones."""
     out = []
     unchanged = sum(c.action.value == "no-op" for c in plan.changes)
@@ -262,7 +266,7 @@ def _untouched(plan: Any, *, verbose: bool) -> list[str]:
     return out
 
 
-def plan_text(plan: Any, *, color: bool = False, verbose: bool = False) -> str:
+def plan_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:
     def paint(text: str, action: str) -> str:
         return f"\x1b[{ANSI[action]}m{text}\x1b[0m" if color and action != "no-op" else text
 
@@ -271,7 +275,7 @@ def plan_text(plan: Any, *, color: bool = False, verbose: bool = False) -> str:
     for change in shown:
         action = change.action.value
         gutter = GUTTER[action]
-        lines.append(paint(f"{gutter} {_heading(change)}", action))
+        lines.append(paint(f"{gutter} {_heading(change, plan)}", action))
         if action == "delete":
             lines.append(f"    {change.reason}")
         for body in _body_lines(change, plan.created_at):
@@ -289,7 +293,7 @@ def plan_text(plan: Any, *, color: bool = False, verbose: bool = False) -> str:
 UNVERIFIABLE = ("RC107", "RC108")  # warnings about schedules or runs nobody can see
 
 
-def _closing(plan: Any) -> str:
+def _closing(plan: Plan) -> str:
     if plan.has_changes:
         return f"Plan: {counts_line(plan.counts())}."
     if plan.errors:
@@ -299,7 +303,7 @@ def _closing(plan: Any) -> str:
     return "No changes. The tenant matches the manifests."
 
 
-def plan_markdown(plan: Any, *, limit: int = MARKDOWN_LIMIT) -> list[str]:
+def plan_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> list[str]:
     """The plan as markdown for a pull-request comment, in parts each shorter than ``limit``."""
     title = f"### reconciler plan: {counts_line(plan.counts())}" if plan.has_changes else \
         "### reconciler plan: no changes"
@@ -309,7 +313,7 @@ def plan_markdown(plan: Any, *, limit: int = MARKDOWN_LIMIT) -> list[str]:
     if rows:
         table = ["| | Object | Action | Why |", "|---|---|---|---|"]
         for c in rows:
-            action = c.action.value + (" (needs `--prune`)" if c.needs_prune else "")
+            action = c.action.value + (" (needs `--prune`)" if plan.waits_for_prune(c) else "")
             table.append(f"| {ICON[c.action.value]} | `{c.key}` | {action} | {c.reason.replace('|', '/')} |")
         blocks.append("\n".join(table) + "\n")
         for c in rows:
@@ -340,7 +344,7 @@ def plan_markdown(plan: Any, *, limit: int = MARKDOWN_LIMIT) -> list[str]:
     return parts
 
 
-def plan_json(plan: Any) -> str:
+def plan_json(plan: Plan) -> str:
     """The documented, stable JSON form (see README: "Plan JSON")."""
     return json.dumps(plan.to_dict(), indent=2) + "\n"
 
@@ -353,7 +357,7 @@ MARK = {"applied": "✓", "failed": "✗", "skipped": "–", "unverified": "?", 
 STATUS_WORD = {"failed": "failed", "skipped": "skipped", "unverified": "unverified", "not-applied": "not applied"}
 
 
-def _report_counts(report: Any) -> str:
+def _report_counts(report: ApplyReport) -> str:
     applied = collections.Counter(o.change.action.value for o in report.outcomes if o.status.value == "applied")
     parts = [f"{applied.get(a, 0)} {DONE[a]}" for a in ("create", "update", "delete")]
     if applied.get("replace"):
@@ -372,7 +376,7 @@ def _report_counts(report: Any) -> str:
     return ", ".join(parts)
 
 
-def _retries(report: Any) -> str:
+def _retries(report: ApplyReport) -> str:
     total = sum(report.retries.values())
     if not total:
         return "no retries"
@@ -380,7 +384,7 @@ def _retries(report: Any) -> str:
     return f"{plural(total, 'retry')} ({detail})".replace("retrys", "retries")
 
 
-def outcome_line(o: Any) -> str:
+def outcome_line(o: Outcome) -> str:
     """One change of an apply report: ``✓ created App/x``, ``✗ failed …: message``."""
     verb = DONE[o.change.action.value] if o.status.value == "applied" else STATUS_WORD[o.status.value]
     line = f"{MARK[o.status.value]} {verb} {o.change.key}"
@@ -391,7 +395,12 @@ def outcome_line(o: Any) -> str:
     return line
 
 
-def report_text(report: Any) -> str:
+def run_line(o: Outcome) -> str:
+    """A run's status as ``apply --wait`` follows it: ``run 7f3a of App/x: Running``."""
+    return f"run {o.run_id} of {o.change.key}: {o.run_status}" + (f" ({o.message})" if o.message else "")
+
+
+def report_text(report: ApplyReport) -> str:
     lines = [outcome_line(o) for o in report.outcomes if not (o.change.action.value == "no-op" and not o.message
                                                                 and o.status.value == "applied")]
     lines += report.notes
@@ -401,7 +410,7 @@ def report_text(report: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report_markdown(report: Any) -> str:
+def report_markdown(report: ApplyReport) -> str:
     closing = "failed" if report.failed else "complete"
     lines = [f"### reconciler apply {closing}: {_report_counts(report)}", "",
              f"Tenant: `{report.tenant}` · {report.requests} requests, {_retries(report)}, {report.seconds:.1f} s", "",
@@ -415,5 +424,5 @@ def report_markdown(report: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report_json(report: Any) -> str:
+def report_json(report: ApplyReport) -> str:
     return json.dumps(report.to_dict(), indent=2) + "\n"

@@ -22,10 +22,12 @@ import hmac
 import json
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
+from reconciler import kinds
 from reconciler.errors import ReconcilerError
 from reconciler.files import write_text_atomic
 from reconciler.model import ResourceKey
@@ -33,7 +35,6 @@ from reconciler.plan import Records
 
 STATE_FORMAT = 2
 DEFAULT_STATE_FILE = "reconciler.state.json"  # beside reconciler.yaml: committed with the manifests
-KINDS_WITH_RECORDS = ("App", "Credential", "Workflow")
 
 
 def secret_fingerprint(key: bytes, values: dict[str, str]) -> str:
@@ -90,7 +91,7 @@ class StateFile:
     _writing: bool = field(default=False, repr=False, compare=False)
 
     @classmethod
-    def load(cls, path: Path, project: str = ".", project_name: str = "") -> "StateFile":
+    def load(cls, path: Path, project: str = ".", project_name: str = "") -> StateFile:
         state = cls(path, project=project, project_name=project_name)
         if not path.exists():
             return state
@@ -192,7 +193,7 @@ def _tenants(path: Path, raw: Any) -> dict[str, TenantState]:
             raise _malformed(path, f"the resources of tenant {url!r} are not a mapping")
         for key, record in resources.items():
             kind, _, name = str(key).partition("/")
-            if kind not in KINDS_WITH_RECORDS or not name:
+            if not kinds.known(kind) or not name:
                 raise _malformed(path, f"record key {key!r} is not KIND/NAME")
             if not isinstance(record, dict):
                 raise _malformed(path, f"the record of {key} is not a mapping")

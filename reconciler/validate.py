@@ -21,20 +21,21 @@ import functools
 import json
 import os
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.exceptions import best_match
 
 from reconciler import cron, kinds, manifests
+from reconciler.defaults import PARALLELISM
 from reconciler.errors import Diagnostic
 from reconciler.manifests import Document, JsonPath, Substitution, json_path
-from reconciler.model import Resource, ResourceKey
+from reconciler.model import Resource, ResourceKey, SourceRef
 from reconciler.state import DEFAULT_STATE_FILE
 
-GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 SECRET_LOOKING = re.compile(r"password|secret|private_?key|passphrase|token", re.I)
 MIN_PREFIX = 3  # an ownership prefix shorter than this claims objects made elsewhere (the UI's, another team's)
 
@@ -57,7 +58,7 @@ class Project:
     file: str | None = None
     name: str = ""
     owned_prefixes: tuple[str, ...] = ()
-    parallelism: int = 8
+    parallelism: int = PARALLELISM
     state_file: Path = Path(DEFAULT_STATE_FILE)
     var_files: tuple[Path, ...] = ()
 
@@ -204,7 +205,7 @@ def _project(paths: list[Any], documents: list[Document], report: _Reporter) -> 
         project.root = base
         project.name = doc.data["metadata"]["name"]
         project.owned_prefixes = tuple((spec.get("ownership") or {}).get("namePrefixes") or ())
-        project.parallelism = int(spec.get("parallelism", 8))
+        project.parallelism = int(spec.get("parallelism", PARALLELISM))
         project.state_file = base / spec.get("stateFile", DEFAULT_STATE_FILE)
         project.var_files = tuple(base / v for v in spec.get("varFiles") or ())
     return project, rest
@@ -247,14 +248,14 @@ def _check_document(doc: Document, subs: Substitution, report: _Reporter) -> tup
         what = "missing apiVersion" if api_version is None else f"unknown apiVersion {api_version!r}"
         report.at(doc, ("apiVersion",), "RC010", what, f"Write apiVersion: {kinds.API_VERSION}")
         ok = False
-    if kind not in kinds.KINDS:
-        known = ", ".join(kinds.KINDS)
-        guess = difflib.get_close_matches(str(kind), list(kinds.KINDS), n=1)
+    if not kinds.known(kind):
+        known = ", ".join(kinds.names())
+        guess = difflib.get_close_matches(str(kind), kinds.names(), n=1)
         what = "missing kind" if kind is None else f"unknown kind {kind!r}"
         report.at(doc, ("kind",), "RC011", what,
                   f"Did you mean {guess[0]}?" if guess else f"The kinds are {known}.")
         return None, False
-    spec = kinds.KINDS[kind]
+    spec = kinds.get(kind)
     before = len(report.diagnostics)
     substituted = manifests.substitute(doc, data, lambda p: _is_secret(spec, p), subs, report.diagnostics)
     # apiVersion has been reported already when wrong; the schema would say it again.
@@ -276,12 +277,12 @@ def _check_secret_use(checked: list[tuple[Document, dict[str, Any], bool]], env:
     key_values = {env[name]: name for name in protected if env.get(name)}
     secret_variables: set[str] = set()
     for doc, data, _ in checked:
-        spec = kinds.KINDS.get(str(data.get("kind")))
+        spec = kinds.get(data["kind"]) if kinds.known(data.get("kind")) else None
         for path, value in _leaves(doc.data):
             if spec is not None and _is_secret(spec, path) and isinstance(value, str):
                 secret_variables |= {m["name"] for m in manifests.REFERENCE.finditer(value) if m["source"] == "env"}
     for doc, data, _ in checked:
-        spec = kinds.KINDS.get(str(data.get("kind")))
+        spec = kinds.get(data["kind"]) if kinds.known(data.get("kind")) else None
         for path, value in _leaves(doc.data):
             if not isinstance(value, str):
                 continue
@@ -311,7 +312,7 @@ def _leaves(data: Any, path: JsonPath = ()) -> Iterator[tuple[JsonPath, Any]]:
         yield path, data
 
 
-def _is_secret(spec: kinds.KindSpec, path: JsonPath) -> bool:
+def _is_secret(spec: kinds.Kind, path: JsonPath) -> bool:
     if len(path) < 2 or path[0] != "spec":
         return False
     if len(path) == 2 and path[1] in spec.secret_paths:
@@ -325,35 +326,69 @@ def _schema_ok(doc: Document, data: Any, kind: str, report: _Reporter, reported:
     and at the exact paths in ``covered`` (said more precisely by another check). True when the
     data has no schema error, or only covered ones."""
     errors = [e for e in _validator(kind).iter_errors(data) if tuple(e.absolute_path) not in covered]
+    said_missing: set[tuple[JsonPath, int]] = set()
     for error in errors:
-        top = error.absolute_path[0] if error.absolute_path else None
-        if top in reported or (error.validator == "required" and not error.absolute_path
-                               and any(f"'{r}'" in error.message for r in reported)):
+        path = tuple(error.absolute_path)
+        if path and path[0] in reported:
             continue
-        _report_schema_error(doc, error, report)
+        if error.validator == "required":
+            # jsonschema raises one "required" error per missing field, each carrying the whole
+            # list: the first of one schema at one path reports every missing field, the rest nothing.
+            if (path, id(error.schema)) in said_missing:
+                continue
+            said_missing.add((path, id(error.schema)))
+        _report_schema_error(doc, error, report, said=reported if not path else ())
     return not errors
 
 
-def _report_schema_error(doc: Document, error: ValidationError, report: _Reporter) -> None:
+def _schema_of(error: ValidationError) -> Mapping[str, Any]:
+    """The subschema an error is about ({} for a bare ``true``/``false`` schema, which says nothing more)."""
+    return error.schema if isinstance(error.schema, Mapping) else {}
+
+
+def _missing_fields(error: ValidationError) -> list[str]:
+    """The fields a "required" error's object lacks, in the schema's order."""
+    required, instance = error.validator_value, error.instance
+    if not isinstance(required, list) or not isinstance(instance, Mapping):
+        return []
+    return [name for name in required if name not in instance]
+
+
+def _unknown_fields(error: ValidationError) -> list[str]:
+    """The fields an "additionalProperties: false" error's object has and its schema does not allow."""
+    schema, instance = _schema_of(error), error.instance
+    if not isinstance(instance, Mapping):
+        return []
+    allowed = schema.get("properties") or {}
+    patterns = list(schema.get("patternProperties") or {})
+    return sorted(name for name in instance
+                  if name not in allowed and not any(re.search(pattern, name) for pattern in patterns))
+
+
+def _report_schema_error(doc: Document, error: ValidationError, report: _Reporter, said: tuple[str, ...] = ()) -> None:
+    """One schema error as diagnostics; ``said``: missing fields already reported (not again)."""
     if error.validator == "anyOf" and error.context:
         error = best_match(error.context)
     path = tuple(error.absolute_path)
     where = json_path(path) or "the document"
+    schema = _schema_of(error)
     if error.validator == "additionalProperties":
-        allowed = sorted((error.schema.get("properties") or {}).keys())
-        for extra in sorted(set(error.instance) - set(allowed)):
+        allowed = sorted((schema.get("properties") or {}).keys())
+        for extra in _unknown_fields(error):
             guess = difflib.get_close_matches(str(extra), allowed, n=1)
             hint = f"Did you mean {guess[0]!r}?" if guess else f"Allowed here: {', '.join(allowed)}."
             report.at(doc, path + (extra,), "RC021", f"unknown field {extra!r} in {where}", hint)
     elif error.validator == "required":
-        missing = re.findall(r"'([^']+)' is a required property", error.message)
-        for name in missing or [error.message]:
-            description = ((error.schema.get("properties") or {}).get(name) or {}).get("description", "")
+        for name in _missing_fields(error):
+            if name in said:
+                continue
+            description = ((schema.get("properties") or {}).get(name) or {}).get("description", "")
             report.at(doc, path, "RC022", f"missing required field {name!r} in {where}", description)
     elif error.validator == "type":
-        expected = error.validator_value if isinstance(error.validator_value, str) else " or ".join(error.validator_value)
+        names = error.validator_value  # a type's name, or a list of names
+        expected = names if isinstance(names, str) else " or ".join(names) if isinstance(names, list) else str(names)
         got = _type_name(error.instance)
-        hint = error.schema.get("description", "")
+        hint = schema.get("description", "")
         if isinstance(error.instance, float) and "integer" in expected:
             got = f"{error.instance!r}, a number with a decimal point"
             if error.instance.is_integer():
@@ -367,7 +402,7 @@ def _report_schema_error(doc: Document, error: ValidationError, report: _Reporte
     elif error.validator == "const" and path == ("kind",):
         report.at(doc, path, "RC011", error.message)
     else:
-        report.at(doc, path, "RC024", f"invalid value at {where}: {error.message}", error.schema.get("description", ""))
+        report.at(doc, path, "RC024", f"invalid value at {where}: {error.message}", schema.get("description", ""))
 
 
 def _type_name(value: Any) -> str:
@@ -380,7 +415,7 @@ def _spec_of(data: dict[str, Any]) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def _check_schedules(doc: Document, spec: kinds.KindSpec, data: dict[str, Any], report: _Reporter) -> None:
+def _check_schedules(doc: Document, spec: kinds.Kind, data: dict[str, Any], report: _Reporter) -> None:
     body = _spec_of(data)
     schedules: list[tuple[JsonPath, Any]] = []
     if spec.schedule_list and isinstance(body.get(spec.schedule_list), list):
@@ -400,7 +435,7 @@ def _check_schedules(doc: Document, spec: kinds.KindSpec, data: dict[str, Any], 
                 report.at(doc, path + ("timezone",), "RC041", problem)
 
 
-def _check_semantics(doc: Document, spec: kinds.KindSpec, data: dict[str, Any], report: _Reporter) -> None:
+def _check_semantics(doc: Document, spec: kinds.Kind, data: dict[str, Any], report: _Reporter) -> None:
     body = _spec_of(data)
     if not isinstance(data.get("spec"), dict):
         return
@@ -481,9 +516,9 @@ def _cross_check(checked: list[tuple[Document, dict[str, Any], bool]], report: _
     resources: dict[ResourceKey, Resource] = {}
     for key, doc, data, valid in named:
         body = _spec_of(data)
-        for field_name, target in kinds.KINDS[key.kind].references:
+        for field_name, target in kinds.get(key.kind).references:
             ref = body.get(field_name)
-            if not isinstance(ref, str) or GUID.match(ref) or ref in names_by_kind.get(target, set()):
+            if not isinstance(ref, str) or kinds.GUID.match(ref) or ref in names_by_kind.get(target, set()):
                 continue
             known = sorted(names_by_kind.get(target, set()))
             guess = difflib.get_close_matches(ref, known, n=1)
@@ -493,5 +528,12 @@ def _cross_check(checked: list[tuple[Document, dict[str, Any], bool]], report: _
             report.at(doc, ("spec", field_name), "RC032", f"{field_name} {ref!r} names no {target} in these manifests", hint)
             valid = False
         if valid:
-            resources[key] = Resource(key=key, spec=body, origin=f"{doc.file}:{doc.line}", metadata=data["metadata"])
+            resources[key] = Resource(key=key, spec=body, origin=SourceRef(doc.file, doc.line), metadata=data["metadata"])
     return resources
+
+
+def online_checks(desired: Mapping[ResourceKey, Resource], context: Any) -> list[tuple[ResourceKey, Diagnostic]]:
+    """What only the tenant can tell (``context``: what the fetch learned, a ``normalize.Context``):
+    each kind's ``online_problems``, e.g. unknown app ids and inputs that a contract rejects."""
+    return [(key, d) for key, resource in sorted(desired.items())
+            for d in kinds.get(key.kind).online_problems(resource, context)]

@@ -8,8 +8,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -311,17 +311,18 @@ def test_runs_in_flight_can_be_cancelled(sandbox_factory: Callable[..., Sandbox]
     """What Ctrl-C during --wait offers: cancel every run still in flight."""
     from reconciler.apply import cancel_runs, wait_for_runs
     from reconciler.client import ApiClient
-    from reconciler.engine import apply_paths
+    from reconciler.engine import apply
+    from reconciler.outcomes import Outcome
 
     sandbox = sandbox_factory(run_pending_s=30, run_running_s=30)
     folder = manifests(tmp_path, app("long", None, inputs="{extraction_method: agent, agent_json: {a: 1}}",
                                      extra="  run: {onCreate: true}\n"))
     with ApiClient(sandbox.base_url, TOKEN) as client:
-        _, report = apply_paths([str(folder)], client, api_key=TOKEN, env={}, tenant_id=sandbox.base_url)
-        lines: list[str] = []
-        wait_for_runs(client, report, timeout=0.2, progress=lines.append, interval=0.05)
+        _, report = apply([str(folder)], client, api_key=TOKEN, env={}, tenant_id=sandbox.base_url)
+        seen: list[Outcome] = []
+        wait_for_runs(client, report, timeout=0.2, progress=seen.append, interval=0.05)
         [run] = [o for o in report.outcomes if o.run_id]
-        assert run.run_status == "Pending" and "still Pending after 0 s" in run.message and lines
-        assert cancel_runs(client, report) == [run.run_id]
+        assert run.run_status == "Pending" and "still Pending after 0 s" in run.message and seen == [run]
+        assert cancel_runs(client, report) == [run]
         assert run.run_status == "Stopped" and client.get_run(str(run.run_id))["status"] == "Stopped"
     assert report.failed  # a cancelled run is not a success

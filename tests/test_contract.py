@@ -13,6 +13,7 @@ import pytest
 
 from reconciler import render
 from reconciler.client import ApiClient
+from reconciler.kinds.app import PLUMBING
 from reconciler.sandbox import catalogue
 from reconciler.validate import validate
 
@@ -39,7 +40,7 @@ def test_skeleton_validates_as_is_and_with_every_option_uncommented(app_id: str,
     skeleton = render.contract_skeleton(info, contract, entrypoint)
     connector = app_id.split("-")[0]
     optional = [line for line in skeleton.splitlines() if re.match(r"^    # \w+: ", line)]
-    assert len(optional) == len([k for k in contract["properties"] if k not in render.PLUMBING_INPUTS])
+    assert len(optional) == len([k for k in contract["properties"] if k not in PLUMBING])
 
     (tmp_path / "app.yaml").write_text(skeleton + CREDENTIAL % (connector, connector))
     assert validate([tmp_path], env={"U": "u", "P": "p"}).diagnostics == []
@@ -49,8 +50,9 @@ def test_skeleton_validates_as_is_and_with_every_option_uncommented(app_id: str,
     result = validate([tmp_path], env={"U": "u", "P": "p"})
     assert result.diagnostics == []
     inputs = next(r for r in result.resources.values() if r.key.kind == "App").spec["inputs"]
-    defaults = {k: p["default"] for k, p in contract["properties"].items()
-                if "default" in p and k not in render.PLUMBING_INPUTS}
+    # Every input but the plumbing (agent_json too: it is an input of agent mode), null where
+    # the contract has no default.
+    defaults = {k: p.get("default") for k, p in contract["properties"].items() if k not in PLUMBING}
     assert inputs == defaults
 
 

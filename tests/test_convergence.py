@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.client import ApiClient
-from reconciler.engine import apply_paths, make_plan
+from reconciler.engine import apply, make_plan
 from reconciler.sandbox import Sandbox
 from tests.conftest import TOKEN, Introspection
 
@@ -85,7 +86,7 @@ def write(folder: Path, docs: list[dict[str, Any]]) -> None:
 
 def converge(client: ApiClient, folder: Path, tenant: str, env: dict[str, str] | None = None, **options: Any) -> None:
     env = env or SECRET_ENV
-    _, report = apply_paths([str(folder)], client, api_key=TOKEN, tenant_id=tenant, env=env, **options)
+    _, report = apply([str(folder)], client, api_key=TOKEN, tenant_id=tenant, env=env, **options)
     assert not report.failed, [(o.change.key, o.status, o.message) for o in report.outcomes]
     plan = make_plan([str(folder)], client, api_key=TOKEN, tenant_id=tenant, env=env, now=NOW).plan
     leftover = [(str(c.key), c.action.value, [f.to_dict() for f in c.fields]) for c in plan.changes if c.action.value != "no-op"]

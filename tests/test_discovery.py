@@ -11,8 +11,8 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -79,7 +79,8 @@ def test_a_symlinked_subfolder_is_validated_exactly_like_a_real_one(tmp_path: Pa
     assert {k: r.spec for k, r in linked.resources.items()} == {k: r.spec for k, r in real.resources.items()}
     assert linked.documents == real.documents == 3
     # Shown by the path it was found at, not by the link's target.
-    assert linked.resources[ResourceKey("App", "pg-b")].origin.endswith(os.path.join("linked", "team", "apps.yaml") + ":10")
+    origin = linked.resources[ResourceKey("App", "pg-b")].origin
+    assert origin.line == 10 and origin.file.endswith(os.path.join("linked", "team", "apps.yaml"))
     files, diagnostics = discover([tmp_path / "linked"])
     assert names(files, tmp_path) == ["linked/cred.yaml", "linked/team/apps.yaml"] and diagnostics == []
 

@@ -8,8 +8,9 @@ import datetime as dt
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -108,8 +109,11 @@ def test_golden_plan(case: Path, sandbox_factory: Callable[..., Sandbox], tmp_pa
     for name, produced in outputs.items():
         produced = scrub(produced, sandbox.base_url, tmp_path)
         path = case / name
-        if REGENERATE or not path.exists():
+        if REGENERATE:
             path.write_text(produced)
             continue
+        if not path.exists():
+            pytest.fail(f"{case.name}/{name} is missing; run with RECONCILER_REGENERATE_GOLDEN=1 to write it, then read it "
+                        "before committing")
         assert produced == path.read_text(), f"{case.name}/{name} differs; regenerate with RECONCILER_REGENERATE_GOLDEN=1"
     assert json.loads(outputs["expected.json"])["format_version"] == 2

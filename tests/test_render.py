@@ -29,7 +29,7 @@ def test_text_gutter_and_colour() -> None:
         change(Action.CREATE, "new", after={"appId": "x", "inputs": {"a": 1}}),
         change(Action.UPDATE, "changed", (FieldChange("change", "inputs.a", 1, 2), FieldChange("add", "inputs.b", None, "x"),
                                           FieldChange("remove", "inputs.c", True, None)), reason="differs"),
-        change(Action.DELETE, "gone", before={"appId": "x"}, reason="no longer declared", needs_prune=True),
+        change(Action.DELETE, "gone", before={"appId": "x"}, reason="no longer declared"),
         change(Action.REPLACE, "moved", (FieldChange("change", "appId", "a", "b"),), reason="appId cannot change"),
     ), created_at="2026-11-21T12:00:00Z")
     text = render.plan_text(plan)

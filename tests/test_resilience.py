@@ -10,15 +10,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
 
 from reconciler import render
 from reconciler.client import ApiClient
-from reconciler.engine import apply_paths, make_plan
+from reconciler.engine import apply, make_plan
 from reconciler.sandbox import Sandbox
 from tests.conftest import TOKEN, Introspection
 
@@ -179,7 +180,7 @@ def test_200_resources_under_faults_and_a_rate_limit(sandbox_factory: Callable[.
 
     # No budget given to the client: apply must install its own, shared and throttle-aware.
     with ApiClient(sandbox.base_url, TOKEN, max_retries=10, backoff_factor=0.005) as client:
-        _, report = apply_paths([str(folder)], client, api_key=TOKEN, env=ENV, tenant_id=sandbox.base_url, parallelism=8)
+        _, report = apply([str(folder)], client, api_key=TOKEN, env=ENV, tenant_id=sandbox.base_url, parallelism=8)
         assert not report.failed, [(str(o.change.key), o.message) for o in report.outcomes if o.status.value != "applied"]
         stats = observer.stats()
         assert stats["faults_total"] >= 50 and stats["faults"].get("rate-limit", 0) >= 1
@@ -258,7 +259,7 @@ def test_fault_matrix_converges_with_every_object_exactly_once(kind: str, sandbo
     expected = matrix_manifests(folder)
     runs = intents = retries = 0
     with ApiClient(sandbox.base_url, TOKEN, max_retries=10, backoff_factor=0.002, backoff_max=0.05) as client:
-        for runs in range(1, 6):
+        for runs in range(1, 6):  # noqa: B007 - read after the loop: how many applies it took
             _, report = run_apply([str(folder)], client, api_key=TOKEN, env=ENV, tenant_id=sandbox.base_url, parallelism=8)
             retries = sum(report.retries.values())
             statuses = {o.status.value for o in report.outcomes}

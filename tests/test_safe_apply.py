@@ -11,8 +11,9 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -206,8 +207,10 @@ TAMPERINGS: dict[str, tuple[Callable[[dict[str, Any], dict[str, Any]], None], bo
     "delete of a declared credential": (lambda d, live: (d.update(prune=True),
                                                          d["changes"].append(delete_of("pg-cred", live, "Credential"))),
                                         True, "Credential/pg-cred: the manifests still declare it"),
-    "delete without --prune": (lambda d, live: [c.update(needs_prune=False) for c in d["changes"] if c["action"] == "delete"],
-                               True, "App/p-a1: the delete does not match the plan's --prune setting"),
+    "delete of a Workflow": (lambda d, live: (d.update(prune=True), d["changes"].append(delete_of("wf", live, "Workflow"))),
+                             True, "Workflow/wf: reconciler never deletes Workflow objects"),
+    "a change of an unknown kind": (lambda d, live: d["changes"].append(delete_of("x", live, "Persona")), True,
+                                    "Persona/x: no such kind"),
     "blank tenant": (lambda d, live: d.update(tenant=""), True, "names no tenant"),
     "null fingerprint": (lambda d, live: [c.update(fingerprint=None) for c in d["changes"] if c["action"] == "update"],
                          True, "Credential/pg-cred: update without the fingerprint of the live object"),
@@ -397,7 +400,7 @@ def test_a_run_on_create_is_owed_until_submitted(sandbox: Sandbox, introspect: I
     assert lost.returncode == 1 and "unverified App/owed" in lost.stdout, lost.stdout + lost.stderr
     assert len(introspect.state()["apps"]) == 1 and not introspect.state()["runs"]
     plan = cli(sandbox, "plan", str(folder), cwd=tmp_path)
-    assert "> App/owed (run: run.onCreate was never submitted: the apply that created it stopped)" in plan.stdout, plan.stdout
+    assert "> App/owed (run: a run was owed and never submitted: the apply that owed it stopped)" in plan.stdout, plan.stdout
     again = cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path)
     assert again.returncode == 0 and len(introspect.state()["runs"]) == 1, again.stdout + again.stderr
     assert cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path).returncode == 0
