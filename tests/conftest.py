@@ -6,7 +6,8 @@ import queue
 import subprocess
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -107,10 +108,10 @@ def raw_credential(connector: str, name: str, username: str = "svc", password: s
     }
 
 
-def read_lines_until(proc: "subprocess.Popen[str]", done: Callable[[list[str]], bool], timeout: float) -> list[str]:
+def read_lines_until(proc: subprocess.Popen[str], done: Callable[[list[str]], bool], timeout: float) -> list[str]:
     """Lines a process prints (stripped), until ``done(lines)`` holds; fails after ``timeout`` s
     or when the output ends, instead of blocking forever on readline."""
-    lines: "queue.Queue[str | None]" = queue.Queue()
+    lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:
         assert proc.stdout is not None

@@ -17,9 +17,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -35,7 +35,7 @@ APP = ("apiVersion: reconciler/v1\nkind: App\nmetadata: {name: pg-crawler}\nspec
        "  connection: {name: orders}\n  inputs:\n")
 # The classic "billion laughs": 9 levels of 9 aliases, 10^9 values, in under 500 bytes.
 BILLION_LAUGHS = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
-    f"{c}: &{c} [" + ",".join([f"*{p}"] * 9) + "]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    f"{c}: &{c} [" + ",".join([f"*{p}"] * 9) + "]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from reconciler.sandbox import Sandbox
 from tests.conftest import TOKEN
 from tests.test_apply import SECRETS, app, manifests
 
+
 def run(sandbox: Sandbox, *args: str, cwd: Path, close_stdin: bool = False) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ATLAN_BASE_URL": sandbox.base_url, "ATLAN_API_KEY": TOKEN, **SECRETS}
     return subprocess.run([sys.executable, "-m", "reconciler", *args], capture_output=True, text=True, timeout=120,

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from reconciler.client import ApiClient, credential_test_passed
-from reconciler.transport import JitterRetry, join_url
 from reconciler.errors import (
     ApiConnectionError,
     AuthenticationError,
@@ -22,6 +22,7 @@ from reconciler.errors import (
 )
 from reconciler.sandbox import Sandbox
 from reconciler.sandbox.catalogue import ROLES
+from reconciler.transport import JitterRetry, join_url
 from tests.conftest import TOKEN, Introspection, connection, raw_credential
 
 
@@ -204,9 +205,8 @@ def test_legacy_workflow_endpoints(client: ApiClient, introspect: Introspection)
 
 
 def test_typed_errors(sandbox: Sandbox, client: ApiClient) -> None:
-    with ApiClient(sandbox.base_url, "wrong-token") as stranger:
-        with pytest.raises(AuthenticationError) as denied:
-            stranger.describe_app("snowflake-crawler")
+    with ApiClient(sandbox.base_url, "wrong-token") as stranger, pytest.raises(AuthenticationError) as denied:
+        stranger.describe_app("snowflake-crawler")
     assert denied.value.status == 401 and denied.value.hint and "wrong-token" not in str(denied.value)
 
     with pytest.raises(NotFoundError) as missing:
@@ -335,9 +335,9 @@ def test_retry_after_is_honoured_under_a_rate_limit(sandbox_factory: Callable[..
 
 
 def test_unreachable_tenant_is_a_connection_error() -> None:
-    with ApiClient("http://127.0.0.1:9/", "k", max_retries=1, backoff_factor=0.001, connect_timeout=1) as client:
-        with pytest.raises(ApiConnectionError) as err:
-            client.describe_app("x")
+    with ApiClient("http://127.0.0.1:9/", "k", max_retries=1, backoff_factor=0.001, connect_timeout=1) as client, \
+            pytest.raises(ApiConnectionError) as err:
+        client.describe_app("x")
     assert err.value.status is None and err.value.hint
     assert client.retries.snapshot() == {"connection": 1}
 
@@ -348,7 +348,7 @@ def test_backoff_is_full_jitter_and_retry_after_is_capped() -> None:
     for _ in range(4):
         retry = retry.increment(method="GET", url="/", error=ConnectionResetError())
     samples = [retry.get_backoff_time() for _ in range(200)]
-    assert 0 <= min(samples) and max(samples) <= 8 and len(set(samples)) > 100
+    assert min(samples) >= 0 and max(samples) <= 8 and len(set(samples)) > 100
     assert retry.parse_retry_after("100") == 3
 
 

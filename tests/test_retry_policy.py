@@ -13,7 +13,8 @@ import itertools
 import random
 import statistics
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import requests
@@ -151,9 +152,9 @@ def test_503_without_retry_after_is_retried_only_when_idempotent() -> None:
 
 
 def test_a_write_to_an_unreachable_tenant_is_retried_and_not_in_doubt() -> None:
-    with ApiClient("http://127.0.0.1:9/", "k", max_retries=1, backoff_factor=0.001, connect_timeout=1) as client:
-        with pytest.raises(ApiConnectionError) as refused:
-            client.create_credential(raw_credential("postgres", "pg"), test=False)
+    with ApiClient("http://127.0.0.1:9/", "k", max_retries=1, backoff_factor=0.001, connect_timeout=1) as client, \
+            pytest.raises(ApiConnectionError) as refused:
+        client.create_credential(raw_credential("postgres", "pg"), test=False)
     assert not refused.value.outcome_unknown  # nothing was sent
     assert "could not connect" in str(refused.value)
     assert client.retries.snapshot() == {"connection": 1}
@@ -315,7 +316,7 @@ def test_a_sustained_storm_halves_the_budget_at_most_once_per_window() -> None:
     throttles, levels, decreases = simulate(budget, clock, count=60, throttle_rate=1.0, retry_after=2.0,
                                             max_retries=3, seed=2)
     assert throttles == 60 * 4  # every attempt was throttled
-    assert all(later - earlier >= 2.0 for earlier, later in zip(decreases, decreases[1:]))
+    assert all(later - earlier >= 2.0 for earlier, later in zip(decreases, decreases[1:], strict=False))
     assert len(decreases) == 3 and budget.allowed == budget.lowest == 1  # 8 → 4 → 2 → 1, never below
 
     # A burst of 429s from one round halves once; their retries, within the window or after it,

@@ -12,7 +12,8 @@ import http.client
 import json
 import socket
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import requests
@@ -322,7 +323,7 @@ def test_nesting_within_the_limit_is_served(sandbox: Sandbox) -> None:
 ])
 def test_bad_search_page_bounds_are_400(sandbox: Sandbox, field: str, value: str, shown: str) -> None:
     for index in ("workflows", "runs"):
-        body = '{"query": {"match_all": {}}, "%s": %s}' % (field, value)
+        body = f'{{"query": {{"match_all": {{}}}}, "{field}": {value}}}'
         answer = requests.post(f"{sandbox.base_url}api/service/{index}/indexsearch", data=body, headers=AUTH,
                                timeout=ANSWER_WITHIN)
         assert answer.status_code == 400
