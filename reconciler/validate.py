@@ -34,6 +34,7 @@ from reconciler.defaults import PARALLELISM
 from reconciler.errors import Diagnostic
 from reconciler.manifests import Document, JsonPath, Substitution, json_path
 from reconciler.model import Resource, ResourceKey, SourceRef
+from reconciler.schema_errors import missing_fields, schema_of, unknown_fields
 from reconciler.state import DEFAULT_STATE_FILE
 
 SECRET_LOOKING = re.compile(r"password|secret|private_?key|passphrase|token", re.I)
@@ -341,45 +342,21 @@ def _schema_ok(doc: Document, data: Any, kind: str, report: _Reporter, reported:
     return not errors
 
 
-def _schema_of(error: ValidationError) -> Mapping[str, Any]:
-    """The subschema an error is about ({} for a bare ``true``/``false`` schema, which says nothing more)."""
-    return error.schema if isinstance(error.schema, Mapping) else {}
-
-
-def _missing_fields(error: ValidationError) -> list[str]:
-    """The fields a "required" error's object lacks, in the schema's order."""
-    required, instance = error.validator_value, error.instance
-    if not isinstance(required, list) or not isinstance(instance, Mapping):
-        return []
-    return [name for name in required if name not in instance]
-
-
-def _unknown_fields(error: ValidationError) -> list[str]:
-    """The fields an "additionalProperties: false" error's object has and its schema does not allow."""
-    schema, instance = _schema_of(error), error.instance
-    if not isinstance(instance, Mapping):
-        return []
-    allowed = schema.get("properties") or {}
-    patterns = list(schema.get("patternProperties") or {})
-    return sorted(name for name in instance
-                  if name not in allowed and not any(re.search(pattern, name) for pattern in patterns))
-
-
 def _report_schema_error(doc: Document, error: ValidationError, report: _Reporter, said: tuple[str, ...] = ()) -> None:
     """One schema error as diagnostics; ``said``: missing fields already reported (not again)."""
     if error.validator == "anyOf" and error.context:
         error = best_match(error.context)
     path = tuple(error.absolute_path)
     where = json_path(path) or "the document"
-    schema = _schema_of(error)
+    schema = schema_of(error)
     if error.validator == "additionalProperties":
         allowed = sorted((schema.get("properties") or {}).keys())
-        for extra in _unknown_fields(error):
+        for extra in unknown_fields(error):
             guess = difflib.get_close_matches(str(extra), allowed, n=1)
             hint = f"Did you mean {guess[0]!r}?" if guess else f"Allowed here: {', '.join(allowed)}."
             report.at(doc, path + (extra,), "RC021", f"unknown field {extra!r} in {where}", hint)
     elif error.validator == "required":
-        for name in _missing_fields(error):
+        for name in missing_fields(error):
             if name in said:
                 continue
             description = ((schema.get("properties") or {}).get(name) or {}).get("description", "")

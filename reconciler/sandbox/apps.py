@@ -17,12 +17,13 @@ import json
 import re
 from typing import Any
 
-from jsonschema import Draft202012Validator, ValidationError
+from jsonschema import Draft202012Validator
 
 from reconciler import cron
 from reconciler.sandbox import catalogue, runs
 from reconciler.sandbox.credentials import vault
 from reconciler.sandbox.routing import HttpError, Request, Router, bad_request, int_param, not_found, parse_json, require_object
+from reconciler.schema_errors import missing_fields, unknown_fields
 
 router = Router()
 
@@ -78,9 +79,9 @@ def _field_causes(spec: catalogue.AppSpec, entrypoint: str, contract: dict[str, 
         if error.validator == "required":
             group = (path, id(error.schema))
             nth = required_seen[group] = required_seen.get(group, -1) + 1
-            path = ".".join(filter(None, [path, *_missing_properties(error)[nth:nth + 1]]))
+            path = ".".join(filter(None, [path, *missing_fields(error)[nth:nth + 1]]))
         elif error.validator == "additionalProperties":
-            path = ".".join(filter(None, [path, *_unknown_properties(error)[:1]]))
+            path = ".".join(filter(None, [path, *unknown_fields(error)[:1]]))
         causes.append({"errorType": error.validator, "errorMessage": error.message, "location": f"inputs.{path}".rstrip(".")})
     # JSON-string fields must hold JSON (the worker json.loads them).
     for key, prop in contract["properties"].items():
@@ -92,25 +93,6 @@ def _field_causes(spec: catalogue.AppSpec, entrypoint: str, contract: dict[str, 
                 causes.append({"errorType": "contentMediaType", "errorMessage": f"{key} is not valid JSON: {exc}",
                                "location": f"inputs.{key}"})
     return causes
-
-
-def _missing_properties(error: ValidationError) -> list[str]:
-    """The properties a "required" error's object lacks, in the order of the schema's list."""
-    required, instance = error.validator_value, error.instance
-    if not isinstance(required, list) or not isinstance(instance, dict):
-        return []
-    return [name for name in required if name not in instance]
-
-
-def _unknown_properties(error: ValidationError) -> list[str]:
-    """The properties an "additionalProperties: false" error's object has and its schema does not allow, sorted."""
-    schema, instance = error.schema, error.instance
-    if not isinstance(schema, dict) or not isinstance(instance, dict):
-        return []
-    allowed = schema.get("properties") or {}
-    patterns = list(schema.get("patternProperties") or {})
-    return sorted(name for name in instance
-                  if name not in allowed and not any(re.search(pattern, name) for pattern in patterns))
 
 
 def _prepare_inputs(ctx: Any, spec: catalogue.AppSpec, entrypoint: str, contract: dict[str, Any],
