@@ -266,13 +266,10 @@ def apply(paths: tuple[str, ...], auto_approve: bool, prune: bool, max_deletes: 
     """
     from reconciler import render
     from reconciler.engine import apply as run_apply
-    from reconciler.engine import saved_plan_path
     from reconciler.errors import ManifestError
     from reconciler.outcomes import Outcome
     from reconciler.plan import Plan
     from reconciler.tenant import connect
-
-    reviewed = saved_plan_path(paths) is not None  # a saved plan was reviewed when it was made
 
     def progress(outcome: Outcome) -> None:
         click.echo(render.outcome_line(outcome), err=True)
@@ -280,10 +277,10 @@ def apply(paths: tuple[str, ...], auto_approve: bool, prune: bool, max_deletes: 
     def on_run(outcome: Outcome) -> None:
         click.echo(render.run_line(outcome), err=True)
 
-    def review(the_plan: Plan) -> None:
+    def review(the_plan: Plan, saved: bool) -> None:
         if fmt == "text":
             click.echo(render.plan_text(the_plan, color=_color()), nl=False, color=_color())
-        if the_plan.has_changes and not auto_approve and not reviewed:
+        if the_plan.has_changes and not auto_approve and not saved:  # a saved plan was reviewed when it was made
             if not _interactive():
                 raise ReconcilerError("refusing to apply without --auto-approve: there is no terminal to ask",
                                       hint="Review the plan above, then re-run with --auto-approve (or apply a saved plan file).")

@@ -154,7 +154,7 @@ def apply(
     max_plan_age: float = MAX_PLAN_AGE,
     parallelism: int | None = None,
     lock_timeout: float = 0.0,
-    review: Callable[[Plan], None] | None = None,
+    review: Callable[[Plan, bool], None] | None = None,
     progress: Callable[[Outcome], None] | None = None,
     on_run: Callable[[Outcome], None] | None = None,
     wait_timeout: float | None = None,
@@ -164,8 +164,9 @@ def apply(
     ``.json`` file: checked, and the objects it touches read again).
 
     Holds the state file's lock from before the state is read until the last record is
-    written, so two applies of one project never interleave. ``review(plan)`` is called once
-    the plan is known and before anything is sent (to show it, or to ask; raising stops it).
+    written, so two applies of one project never interleave. ``review(plan, saved)`` is called
+    once the plan is known and before anything is sent (to show it, or to ask; raising stops
+    it); ``saved``: the plan came from a plan file, reviewed when it was made.
     ``progress(outcome)``: each change as it is done. ``wait_timeout``: follow the submitted runs
     to their end (or that many seconds), calling ``on_run(outcome)`` whenever a run's status
     changes; on Ctrl-C, ``cancel_on_interrupt()`` says whether to cancel the runs still in flight.
@@ -192,7 +193,7 @@ def apply(
                                tenant_id=tenant_id, adopt_schedules=adopt_schedules, manifests=manifests)
             plan, live, state = result.plan, result.live, result.state
         if review is not None:
-            review(plan)
+            review(plan, saved is not None)
         if client.budget is None:
             client.share_budget(workers)  # every call of the run shares one throttle-aware budget
         options = Options(allow_replace=allow_replace, max_deletes=max_deletes, parallelism=workers, env=dict(env),
