@@ -224,6 +224,24 @@ class Applier:
                 self.settle_intent(key, intent["id"], runPending=True)
             raise
 
+    @contextlib.contextmanager
+    def owing_run(self, change: Change, record: Mapping[str, Any]) -> Iterator[None]:
+        """Around the request that makes a change whose run the plan submits after it: the run is
+        recorded as owed (``runPending``, on ``record``) before the request, so that a kill after the
+        change leaves the next plan a run to submit, and taken back when the tenant refused the
+        change outright (nothing changed: nothing to run)."""
+        if not self.run_planned(change.key):
+            yield
+            return
+        before = self.record(change.key)
+        self.put(change.key, {**self.with_lifecycle(dict(record), change), "runPending": True})
+        try:
+            yield
+        except ApiError as exc:
+            if not exc.outcome_unknown:
+                self.put(change.key, before or None)
+            raise
+
     def with_lifecycle(self, record: dict[str, Any], change: Change) -> dict[str, Any]:
         if change.settings.prevent_destroy:
             record["preventDestroy"] = True
@@ -274,7 +292,15 @@ def wait_for_runs(client: ApiClient, report: ApplyReport, timeout: float, progre
     last: dict[str, str] = {}
     while pending and time.monotonic() < deadline:
         for outcome in list(pending):
-            outcome.run_status = kinds.get(outcome.change.key.kind).run_status(client, str(outcome.run_id))
+            try:
+                status = kinds.get(outcome.change.key.kind).run_status(client, str(outcome.run_id))
+            except ReconcilerError as exc:  # one run that cannot be read stops neither the others nor the report
+                outcome.message = f"its status could not be read: {exc}"
+                pending.remove(outcome)
+                continue
+            if status is None:
+                continue  # not shown yet (the runs index lags behind a submit): ask again
+            outcome.run_status = status
             if last.get(str(outcome.run_id)) != outcome.run_status:
                 last[str(outcome.run_id)] = outcome.run_status
                 progress(outcome)
@@ -291,7 +317,12 @@ def cancel_runs(client: ApiClient, report: ApplyReport) -> list[Outcome]:
     cancelled = []
     for outcome in report.outcomes:
         if outcome.run_id and outcome.run_status not in RUN_FINAL:
-            outcome.run_status = kinds.get(outcome.change.key.kind).cancel_run(client, str(outcome.run_id))
+            try:
+                outcome.run_status = kinds.get(outcome.change.key.kind).cancel_run(client, str(outcome.run_id)) \
+                    or outcome.run_status
+            except ReconcilerError as exc:
+                outcome.message = f"could not be cancelled: {exc}"
+                continue
             outcome.message = "cancelled"
             cancelled.append(outcome)
     return cancelled

@@ -33,7 +33,9 @@ class SourceRef:
     @classmethod
     def parse(cls, text: str) -> SourceRef:
         """The inverse of ``str()``: ``"apps/x.yaml:3"`` (plan files carry this form)."""
-        file, _, line = (text or "").rpartition(":")
+        if not isinstance(text, str):
+            raise ValueError(f"an origin is a string like 'apps/x.yaml:3', not {text!r}")
+        file, _, line = text.rpartition(":")
         if not file or not line.isdigit():
             return cls(text or "", 0) if text else cls()
         return cls(file, int(line))

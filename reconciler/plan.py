@@ -80,6 +80,8 @@ class ApplySettings:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ApplySettings:
+        if not isinstance(data, Mapping):
+            raise ValueError("a change's settings must be a mapping")
         refs = data.get("secret_refs") or {}
         if not isinstance(refs, Mapping):
             raise ValueError("settings.secret_refs must be a mapping")
@@ -366,7 +368,8 @@ def _managed(key: ResourceKey, records: Records, owned_prefixes: tuple[str, ...]
     return key not in records.others and any(key.name.startswith(p) for p in owned_prefixes)
 
 
-def _runs(want: Resource, when: str) -> bool:
+def runs_after(want: Resource, when: str) -> bool:
+    """Whether a manifest asks for a run after a change (``when``: onCreate or onUpdate)."""
     return bool((want.spec.get("run") or {}).get(when))
 
 
@@ -379,7 +382,7 @@ def _create(want: Resource, kind: kinds.Kind, ctx: Context, notes: list[Diagnost
     after = canonical(want, as_declared(ctx))
     out = [Change(Action.CREATE, want.key, None, after, reason="not on the tenant", origin=want.origin,
                   settings=kind.settings(want))]
-    if _runs(want, "onCreate"):
+    if runs_after(want, "onCreate"):
         out.append(Change(Action.RUN, want.key, reason="run.onCreate", origin=want.origin))
     return out
 
@@ -439,6 +442,6 @@ def _compare(want: Resource, have: Resource, kind: kinds.Kind, ctx: Context, rec
         return [Change(Action.NOOP, want.key, before, after, (), "", fingerprint, want.origin, settings)]
     reason = "secrets rotated" if [f.path for f in fields] == [SECRETS_PATH] else "differs from the manifest"
     out = [Change(Action.UPDATE, want.key, before, after, tuple(fields), reason, fingerprint, want.origin, settings)]
-    if _runs(want, "onUpdate"):
+    if runs_after(want, "onUpdate"):
         out.append(Change(Action.RUN, want.key, reason="run.onUpdate", origin=want.origin))
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Mapping
 from pathlib import Path
 
 from reconciler import kinds
@@ -24,7 +24,7 @@ from reconciler.files import shown_path
 from reconciler.manifests import protected_references
 from reconciler.mask import mask_data
 from reconciler.model import Resource, ResourceKey
-from reconciler.plan import MAC_FIELD, Action, Plan, mac_matches, plan_mac
+from reconciler.plan import MAC_FIELD, Action, Plan, Records, mac_matches, plan_mac, runs_after
 from reconciler.state import StateFile, TenantState, fingerprint_key, records_of
 from reconciler.validate import Manifests, Project, validate
 
@@ -56,7 +56,7 @@ def read_saved_plan(path: str, *, api_key: str, tenant_id: str, max_age: float =
                               "RECONCILER_FINGERPRINT_KEY as apply), review it, and apply that file.")
     try:
         plan = Plan.from_dict(data)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ApplyError(f"{path} is not a reconciler plan: {exc}", hint="Make it again with `reconciler plan --out`.") from None
     if not plan.tenant.strip():
         raise ApplyError(f"{path} names no tenant; nothing was applied", hint="Make it again with `reconciler plan --out`.")
@@ -94,19 +94,20 @@ def read_saved_plan(path: str, *, api_key: str, tenant_id: str, max_age: float =
     return plan, manifests
 
 
-def check_saved_plan(plan: Plan, state: StateFile, tenant_id: str, project: Project, declared: Iterable[ResourceKey],
+def check_saved_plan(plan: Plan, state: StateFile, tenant_id: str, project: Project, declared: Mapping[ResourceKey, Resource],
                      *, max_deletes: int, api_key_env: str = API_KEY_ENV) -> None:
     """Today's rules, whatever the file says: the records are the ones the plan was made from
     (else it is stale); every object it creates or changes is declared by this project; deletes
     only of this project's managed objects that its manifests no longer declare and no other
     project records, never of a recorded preventDestroy, only from a plan made with --prune and
     within --max-deletes; every update and delete names the live object it was computed from;
-    one change per object and action; no secret reference names the API key."""
+    a run only where the manifest asks for one after the change planned with it, or the state
+    file records one owed; one change per object and action; no secret reference names the API
+    key."""
     records = records_of(state.tenant(tenant_id), state.recorded_by_others(tenant_id))
     if plan.state_serial != records.serial:
         raise PlanStaleError(["the state file's records changed since the plan (another apply or `reconciler state` "
                               "ran), so what the plan says about schedules no longer holds"])
-    declared = frozenset(declared)
     problems = []
     deletes = 0
     seen: set[tuple[Action, ResourceKey]] = set()
@@ -123,6 +124,8 @@ def check_saved_plan(plan: Plan, state: StateFile, tenant_id: str, project: Proj
             problems.append(f"{change.key}: a secret reference names the API key or the fingerprint key")
         if change.action in (Action.UPDATE, Action.REPLACE, Action.DELETE) and not change.fingerprint:
             problems.append(f"{change.key}: {change.action.value} without the fingerprint of the live object")
+        if change.action is Action.RUN and not _run_asked_for(plan, change.key, declared.get(change.key), records):
+            problems.append(f"{change.key}: a run that neither its manifest nor the state file asks for")
         if change.action is not Action.DELETE:
             continue
         if not kinds.get(change.key.kind).deletable:
@@ -141,6 +144,16 @@ def check_saved_plan(plan: Plan, state: StateFile, tenant_id: str, project: Proj
         listed = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
         raise ApplyError(f"the saved plan breaks the rules of apply, nothing was applied: {listed}",
                          hint="Plan again with `reconciler plan PATH --out plan.json`, review it, and apply that file.")
+
+
+def _run_asked_for(plan: Plan, key: ResourceKey, want: Resource | None, records: Records) -> bool:
+    if key in records.pending_runs:
+        return True
+    if want is None:
+        return False
+    planned = {c.action for c in plan.changes if c.key == key}
+    return (Action.CREATE in planned and runs_after(want, "onCreate")) or (
+        bool(planned & {Action.UPDATE, Action.REPLACE}) and runs_after(want, "onUpdate"))
 
 
 def _duration(seconds: float) -> str:

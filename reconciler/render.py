@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler import cron
 from reconciler.errors import Diagnostic
-from reconciler.kinds.app import PLUMBING
 
 if TYPE_CHECKING:
     from reconciler.model import ResourceKey
@@ -116,6 +115,8 @@ def _describe(prop: Mapping[str, Any]) -> str:
 def contract_skeleton(app: Mapping[str, Any], contract: Mapping[str, Any], entrypoint: str | None) -> str:
     """A commented App manifest for an app, from its live input contract: required inputs first
     (to fill in), then every optional one commented out with its default."""
+    from reconciler.kinds.app import PLUMBING  # an App skeleton: the App kind's facts
+
     app_id = str(app.get("app_id"))
     connector = app_id.split("-")[0]
     properties: Mapping[str, Any] = contract.get("properties") or {}

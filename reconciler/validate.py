@@ -45,9 +45,13 @@ _Strict = validators.extend(Draft202012Validator, type_checker=Draft202012Valida
     "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)))
 
 
-@functools.cache
 def _validator(kind: str) -> Draft202012Validator:
-    """The kind's schema, with integers that are integers."""
+    """The kind's schema, with integers that are integers (built once per registered kind)."""
+    return _strict(kind, None if kind == kinds.PROJECT_KIND else kinds.get(kind))
+
+
+@functools.cache
+def _strict(kind: str, registered: kinds.Kind | None) -> Draft202012Validator:
     return _Strict(kinds.validator(kind).schema)
 
 

@@ -15,6 +15,7 @@ from reconciler import kinds, render
 from reconciler.apply import Applier
 from reconciler.client import ApiClient
 from reconciler.engine import apply, make_plan
+from reconciler.errors import ReconcilerError
 from reconciler.kinds import Fetched, FetchScope, Kind
 from reconciler.model import Resource, ResourceKey
 from reconciler.normalize import Context, fingerprint
@@ -124,3 +125,52 @@ def test_validation_knows_the_new_kind(note_kind: None, tmp_path: Path) -> None:
     [error] = result.errors
     assert (error.code, error.line, error.path, error.hint) == ("RC021", 9, "spec.colour", "Allowed here: text."), error
     assert error.file.endswith("m/notes.yaml")
+
+
+class RunningNote(NoteKind):
+    """A kind with runs, whose tenant shows a run only from the third look (an index that lags)."""
+
+    schema = {**NoteKind.schema, "properties": {**NoteKind.schema["properties"], "spec": {
+        "type": "object", "properties": {"text": {"type": "string"}, "run": {"type": "object"}}}}}
+    looks: dict[str, int] = {}
+
+    def submit_run(self, change: Change, ops: Applier) -> Outcome:
+        return Outcome(change, Status.APPLIED, run_id=f"run-{change.key.name}", run_status="Pending")
+
+    def run_status(self, client: ApiClient, run_id: str) -> str | None:
+        if run_id == "run-broken":
+            raise ReconcilerError("the runs index answered nonsense")
+        self.looks[run_id] = self.looks.get(run_id, 0) + 1
+        return None if self.looks[run_id] < 3 else "Succeeded"
+
+
+def test_wait_follows_runs_the_tenant_shows_late_and_survives_one_it_cannot_read(sandbox: Sandbox, tmp_path: Path) -> None:
+    kinds.register(RunningNote())
+    try:
+        folder = write(tmp_path / "m", "---\n".join(
+            f"apiVersion: reconciler/v1\nkind: Note\nmetadata: {{name: {n}}}\nspec: {{text: t, run: {{onCreate: true}}}}\n"
+            for n in ("late", "broken")))
+        seen: list[tuple[str, str | None]] = []
+        with ApiClient(sandbox.base_url, TOKEN) as client:
+            _, report = apply([str(folder)], client, api_key=TOKEN, env={}, tenant_id=sandbox.base_url, wait_timeout=30,
+                              on_run=lambda o: seen.append((str(o.run_id), o.run_status)))
+    finally:
+        kinds.unregister("Note")
+    runs = {o.run_id: o for o in report.outcomes if o.run_id}
+    assert runs["run-late"].run_status == "Succeeded" and RunningNote.looks["run-late"] == 3
+    assert seen == [("run-late", "Succeeded")]
+    assert runs["run-broken"].run_status == "Pending" and "could not be read" in runs["run-broken"].message
+
+
+def test_a_kind_registered_again_is_validated_by_its_new_schema(note_kind: None, tmp_path: Path) -> None:
+    from reconciler.validate import validate
+
+    folder = write(tmp_path / "m", NOTE % ("n", "hello"))
+    assert validate([folder], env={}).errors == []
+
+    class NumberNote(NoteKind):
+        schema = {**NoteKind.schema, "properties": {**NoteKind.schema["properties"], "spec": {
+            "type": "object", "properties": {"text": {"type": "integer"}}}}}
+
+    kinds.register(NumberNote())
+    assert [(d.code, d.path) for d in validate([folder], env={}).errors] == [("RC023", "spec.text")]

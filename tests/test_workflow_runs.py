@@ -73,6 +73,17 @@ def test_a_lost_answer_to_the_rerun_is_never_sent_again(sandbox: Sandbox, intros
     again = cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert len(runs_of(introspect)) == 1  # not submitted twice
+    assert _record(tmp_path)["intents"] == [intent]  # an unchanged template keeps its unverified run
+    assert "RC107" in cli(sandbox, "plan", str(folder), cwd=tmp_path).stdout
+
+
+def test_a_refused_update_owes_no_run(sandbox: Sandbox, introspect: Introspection, tmp_path: Path) -> None:
+    folder = manifests(tmp_path, workflow("true"))
+    refused = apply_with_faults(sandbox, introspect, folder, tmp_path, "POST workflows/{name}", "400")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "runPending" not in _record(tmp_path) and runs_of(introspect) == []
+    plan = cli(sandbox, "plan", str(folder), cwd=tmp_path)
+    assert "1 run to submit" in plan.stdout and "owed" not in plan.stdout  # the run the change itself asks for
 
 
 def test_a_run_owed_by_a_killed_apply_is_submitted_by_the_next(sandbox: Sandbox, introspect: Introspection,
@@ -93,9 +104,12 @@ def test_a_run_owed_by_a_killed_apply_is_submitted_by_the_next(sandbox: Sandbox,
 
 
 def _record(tmp_path: Path) -> dict[str, object]:
+    """The Workflow's state record ({} when there is none)."""
     import json
 
-    data = json.loads((tmp_path / "m" / "reconciler.state.json").read_text())
-    [project] = data["projects"].values()
-    [tenant] = project["tenants"].values()
-    return dict(tenant["resources"][f"Workflow/{TEMPLATE}"])
+    path = tmp_path / "m" / "reconciler.state.json"
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text())
+    tenants = [t for project in data["projects"].values() for t in project["tenants"].values()]
+    return dict(tenants[0]["resources"].get(f"Workflow/{TEMPLATE}", {})) if tenants else {}

@@ -169,10 +169,11 @@ class Kind:
     def submit_run(self, change: Change, ops: Applier) -> Outcome:
         raise ReconcilerError(f"{self.kind} objects have no runs")
 
-    def run_status(self, client: ApiClient, run_id: str) -> str:
+    def run_status(self, client: ApiClient, run_id: str) -> str | None:
+        """A run's status (None: the tenant does not show it yet)."""
         raise ReconcilerError(f"{self.kind} objects have no runs")
 
-    def cancel_run(self, client: ApiClient, run_id: str) -> str:
+    def cancel_run(self, client: ApiClient, run_id: str) -> str | None:
         raise ReconcilerError(f"{self.kind} objects have no runs")
 
 
@@ -182,6 +183,7 @@ _loaded: dict[str, Kind] = {}
 def register(kind: Kind) -> None:
     """Add (or replace) a kind at run time, as a row of ``REGISTRY`` does."""
     _loaded[kind.kind] = kind
+    validator.cache_clear()
 
 
 def unregister(name: str) -> None:

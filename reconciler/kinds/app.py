@@ -196,15 +196,14 @@ class AppKind(Kind):
         if inputs.get("extraction_method") != "agent":
             inputs["credential_guid"] = ""
         inputs["connection"] = connection
-        if ops.run_planned(key):
-            # A run is owed once this change is made: remembered until it is submitted, so that a kill
-            # in between leaves the next plan a run to submit, not a silently forgotten one.
-            base = dict(record) if record or live is not None else {"schedules": []}  # as the write-ahead below
-            ops.put(key, {**ops.with_lifecycle(base, change), "runPending": True})
         if live is not None:
             slug = str(live.server["slug"])
-            version = ops.client.update_app(slug, inputs, entrypoint=entrypoint).get("version")
+            with ops.owing_run(change, record):
+                version = ops.client.update_app(slug, inputs, entrypoint=entrypoint).get("version")
             return _sync(change, ops, slug, version, live.server.get("schedules"), live.server.get("schedules_source"))
+        if ops.run_planned(key):
+            # The create's run is owed from before the create (as its write-ahead record below).
+            ops.put(key, {**ops.with_lifecycle(dict(record) or {"schedules": []}, change), "runPending": True})
         # Write-ahead: the record exists before the create, so that a kill right after it leaves an
         # app whose schedules are known (none yet) rather than unknown.
         if not ops.record(key):
@@ -244,10 +243,10 @@ class AppKind(Kind):
             settle()
         return Outcome(change, Status.APPLIED, "", run_id=run.get("run_id"), run_status=run.get("status"))
 
-    def run_status(self, client: ApiClient, run_id: str) -> str:
+    def run_status(self, client: ApiClient, run_id: str) -> str | None:
         return str(client.get_run(run_id).get("status"))
 
-    def cancel_run(self, client: ApiClient, run_id: str) -> str:
+    def cancel_run(self, client: ApiClient, run_id: str) -> str | None:
         return str(client.cancel_run(run_id).get("status"))
 
 

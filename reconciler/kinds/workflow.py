@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
-from reconciler.errors import Diagnostic, ReconcilerError
+from reconciler.errors import Diagnostic
 from reconciler.kinds import Fetched, FetchScope, Kind
 from reconciler.model import Resource, ResourceKey
 from reconciler.normalize import Context, canonical_schedule, canonical_value, fingerprint
@@ -77,13 +77,13 @@ class WorkflowKind(Kind):
         live = ops.live.state.get(key)
         if live is None:
             return Outcome(change, Status.FAILED, "the template does not exist on the tenant")
+        # The record keeps what it holds (unverified intents, a run owed): only apply settles those.
+        record = {**ops.record(key), "template": key.name}
         if change.action is Action.NOOP:
-            ops.remember(key, {"template": key.name}, change)
+            ops.remember(key, record, change)
             return None
-        if ops.run_planned(key):
-            # The re-run is owed once the template changes: remembered until it is submitted.
-            ops.put(key, {**ops.with_lifecycle({"template": key.name}, change), "runPending": True})
-        ops.client.update_template(with_changes(live.server["source"], after))
+        with ops.owing_run(change, record):
+            ops.client.update_template(with_changes(live.server["source"], after))
         ops.put(key, ops.with_lifecycle({**ops.record(key), "template": key.name}, change))
         return Outcome(change, Status.APPLIED)
 
@@ -95,19 +95,20 @@ class WorkflowKind(Kind):
             in_flight = runs_in_flight(ops.client, name)
             if in_flight:
                 settle()
-                return Outcome(change, Status.APPLIED, f"a run is already in flight: {in_flight[0]} is "
-                                                       f"{run_phase(in_flight[0], ops.client)}; not started again")
+                (run_name, phase), = in_flight[:1]
+                return Outcome(change, Status.APPLIED, f"a run is already in flight: {run_name} is {phase}; "
+                                                       "not started again")
             run = ops.client.rerun_template(name)
             settle()
         return Outcome(change, Status.APPLIED, "", run_id=str((run.get("metadata") or {}).get("name")),
                        run_status=str((run.get("status") or {}).get("phase") or "Pending"))
 
-    def run_status(self, client: ApiClient, run_id: str) -> str:
+    def run_status(self, client: ApiClient, run_id: str) -> str | None:
         return run_phase(run_id, client)
 
-    def cancel_run(self, client: ApiClient, run_id: str) -> str:
-        client.stop_workflow_run(run_id)
-        return run_phase(run_id, client)
+    def cancel_run(self, client: ApiClient, run_id: str) -> str | None:
+        answer = client.stop_workflow_run(run_id)
+        return str(((answer or {}).get("status") or {}).get("phase") or "") or run_phase(run_id, client)
 
 
 # -- the template ----------------------------------------------------------------------------------------
@@ -175,21 +176,22 @@ def _parameter(value: Any) -> str:
 # -- runs ------------------------------------------------------------------------------------------------
 
 
-def runs_in_flight(client: ApiClient, name: str) -> list[str]:
-    """The runs of a template that are Pending or Running (what the SDK's idempotent rerun finds)."""
+def runs_in_flight(client: ApiClient, name: str) -> list[tuple[str, str]]:
+    """The runs of a template that are Pending or Running, with their phase (what the SDK's
+    idempotent rerun finds)."""
     query = {"bool": {"filter": [
         {"nested": {"path": "spec", "query": {"term": {"spec.workflowTemplateRef.name.keyword": {"value": name}}}}},
         {"terms": {"status.phase.keyword": sorted(RUN_IN_FLIGHT)}},
     ]}}
-    return [str(hit["_source"]["metadata"]["name"]) for hit in client.search_runs(query)]
+    return [(str(hit["_source"]["metadata"]["name"]), str((hit["_source"].get("status") or {}).get("phase")))
+            for hit in client.search_runs(query)]
 
 
-def run_phase(run_name: str, client: ApiClient) -> str:
+def run_phase(run_name: str, client: ApiClient) -> str | None:
+    """A run's phase; None while the runs index does not show it yet (it lags behind a submit)."""
     query = {"bool": {"filter": [{"term": {"_id": {"value": run_name}}}]}}
     hits = list(client.search_runs(query))
-    if not hits:
-        raise ReconcilerError(f"run {run_name} is not found on the tenant")
-    return str((hits[0]["_source"].get("status") or {}).get("phase"))
+    return str((hits[0]["_source"].get("status") or {}).get("phase")) if hits else None
 
 
 KIND = WorkflowKind()
