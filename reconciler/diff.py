@@ -9,20 +9,28 @@ its output is turned into ``FieldChange`` here, at once: nothing downstream sees
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-from deepdiff import DeepDiff
 
 from reconciler.normalize import canonical_json
 
 MISSING = object()
-# deepdiff 8 and later report two mappings sharing few keys as one changed value, at the path of
-# the mapping (the root: ""); a field-level diff wants them key by key, as earlier versions did.
-_KEY_BY_KEY: dict[str, Any] = (
-    {"threshold_to_diff_deeper": 0} if "threshold_to_diff_deeper" in inspect.signature(DeepDiff.__init__).parameters else {})
+
+
+@functools.cache
+def _deepdiff() -> Callable[..., Any]:
+    """DeepDiff, imported on the first difference (commands that never diff, such as validate, do
+    not pay for it). deepdiff 8 and later report two mappings sharing few keys as one changed
+    value, at the path of the mapping (the root: ""); a field-level diff wants them key by key, as
+    earlier versions did."""
+    from deepdiff import DeepDiff
+
+    if "threshold_to_diff_deeper" in inspect.signature(DeepDiff.__init__).parameters:
+        return functools.partial(DeepDiff, threshold_to_diff_deeper=0)
+    return DeepDiff
 
 
 @dataclass(frozen=True)
@@ -90,7 +98,7 @@ def field_changes(before: Mapping[str, Any], after: Mapping[str, Any], atomic: I
     atomic = set(atomic)
     if canonical_json(before) == canonical_json(after):
         return []
-    tree = DeepDiff(before, after, view="tree", ignore_order=False, **_KEY_BY_KEY)
+    tree = _deepdiff()(before, after, view="tree", ignore_order=False)
     seen: dict[str, FieldChange] = {}
     for levels in tree.values():
         for level in levels:

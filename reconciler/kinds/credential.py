@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
-from reconciler.client import credential_test_passed
 from reconciler.errors import ApiError, ConflictError
 from reconciler.kinds import Fetched, FetchScope, Kind
 from reconciler.model import Resource, ResourceKey
@@ -72,6 +71,8 @@ class CredentialKind(Kind):
         if change.action is Action.NOOP and (not secrets or record.get("secretFingerprint") == fingerprint_):
             ops.remember(key, {**record, "guid": live.server.get("guid") if live else record.get("guid")}, change)
             return None
+        from reconciler.client import credential_test_passed  # the network layer: loaded when applying
+
         body = wire_body(key.name, after, secrets)
         verdict = ops.client.test_credential(body)
         if not credential_test_passed(verdict):
