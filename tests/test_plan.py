@@ -202,3 +202,13 @@ def test_exit_codes_through_the_cli(sandbox: Sandbox, tmp_path: Path) -> None:
     summary = tmp_path / "summary.md"
     md = run_cli("plan", str(manifests), "--format", "markdown", env={**env, "GITHUB_STEP_SUMMARY": str(summary)}, cwd=tmp_path)
     assert md.stdout.startswith("### reconciler plan: no changes") and summary.read_text().startswith("### reconciler plan")
+
+
+def test_validate_loads_no_network_or_diff_code() -> None:
+    """What a pre-commit hook runs stays light: validation never needs the client or deepdiff."""
+    code = ("import sys; from reconciler.validate import validate; "
+            "validate(['specs'], env={}, allow_missing_secrets=True); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('requests', 'urllib3', 'deepdiff', 'pydantic') "
+            "or m in ('reconciler.client', 'reconciler.fetch', 'reconciler.apply')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT, check=True)
+    assert loaded.stdout.strip() == "[]", loaded.stdout + loaded.stderr
