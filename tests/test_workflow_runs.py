@@ -113,3 +113,42 @@ def _record(tmp_path: Path) -> dict[str, object]:
     data = json.loads(path.read_text())
     tenants = [t for project in data["projects"].values() for t in project["tenants"].values()]
     return dict(tenants[0]["resources"].get(f"Workflow/{TEMPLATE}", {})) if tenants else {}
+
+
+def test_a_kill_around_the_rerun_never_loses_it_nor_doubles_it(sandbox_factory: Callable[..., Sandbox],
+                                                               tmp_path: Path) -> None:
+    """Killed once the template update has reached the tenant (before, during or after the rerun's
+    submit): the next apply submits the owed run, or reports the unverified one; never two."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.test_apply import SECRETS
+
+    outcomes = set()
+    for trial in range(4):
+        sandbox = sandbox_factory(latency_ms=15, jitter_ms=15, seed=trial)
+        observer = Introspection(sandbox.base_url, TOKEN)
+        work = tmp_path / f"trial-{trial}"
+        work.mkdir()
+        folder = manifests(work, workflow("true"))
+        env = {**os.environ, "ATLAN_BASE_URL": sandbox.base_url, "ATLAN_API_KEY": TOKEN, **SECRETS}
+        proc = subprocess.Popen([sys.executable, "-m", "reconciler", "apply", str(folder), "--auto-approve"], cwd=work,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        route = "POST workflows/submit" if trial % 2 else "POST workflows/{name}"
+        assert observer.wait(route=route, total=0, timeout=60) or proc.poll() is not None
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        again = cli(sandbox, "apply", str(folder), "--auto-approve", cwd=work)
+        runs = [r for r in observer.state()["workflow_runs"].values() if r["template"] == TEMPLATE]
+        record = _record(work)
+        assert len(runs) <= 1, f"trial {trial}: {runs}"
+        assert again.returncode == 0, again.stdout + again.stderr
+        if "intents" in record:
+            outcomes.add("unverified")  # the submit reached the tenant, its answer did not reach us
+            assert len(runs) == 1 and "RC107" in cli(sandbox, "plan", str(folder), cwd=work).stdout
+        else:
+            outcomes.add("submitted")
+            assert len(runs) == 1 and "runPending" not in record and "intents" not in record, (trial, record, runs)
+    assert outcomes, outcomes  # every trial ended in one of the two safe states
