@@ -425,6 +425,9 @@ def _compare(want: Resource, have: Resource, kind: kinds.Kind, ctx: Context, rec
     after, before = masked(canonical(want, ctx), canonical(have, ctx), kind.declared_only, ignore)
     atomic = [name for name in (kind.schedule_list, kind.schedule_single) if name]
     fields = field_changes(before, after, atomic)
+    moved, moved_reason = kind.tenant_moved(want, have)
+    moved = [f for f in moved if not any(f.path == p or f.path.startswith(p + ".") for p in ignore)]
+    fields += moved
     recorded = records.secret_fingerprints.get(want.key)
     if desired_fingerprint and recorded and desired_fingerprint != recorded:
         fields.append(FieldChange("change", SECRETS_PATH, SENSITIVE, f"{SENSITIVE}: rotated"))
@@ -440,8 +443,10 @@ def _compare(want: Resource, have: Resource, kind: kinds.Kind, ctx: Context, rec
         return [Change(Action.REPLACE, want.key, before, after, tuple(fields), reason, fingerprint, want.origin, settings)]
     if not fields:
         return [Change(Action.NOOP, want.key, before, after, (), "", fingerprint, want.origin, settings)]
-    reason = "secrets rotated" if [f.path for f in fields] == [SECRETS_PATH] else "differs from the manifest"
+    only_moved = len(fields) == len(moved)  # nothing the manifest changed: no run is owed for it
+    reason = "secrets rotated" if [f.path for f in fields] == [SECRETS_PATH] else (
+        moved_reason if only_moved else "differs from the manifest")
     out = [Change(Action.UPDATE, want.key, before, after, tuple(fields), reason, fingerprint, want.origin, settings)]
-    if runs_after(want, "onUpdate"):
+    if runs_after(want, "onUpdate") and not only_moved:
         out.append(Change(Action.RUN, want.key, reason="run.onUpdate", origin=want.origin))
     return out

@@ -326,3 +326,35 @@ def test_runs_in_flight_can_be_cancelled(sandbox_factory: Callable[..., Sandbox]
         assert cancel_runs(client, report) == [run]
         assert run.run_status == "Stopped" and client.get_run(str(run.run_id))["status"] == "Stopped"
     assert report.failed  # a cancelled run is not a success
+
+
+def test_an_app_saved_again_on_the_tenant_has_its_stale_schedules_planned(sandbox: Sandbox, introspect: Introspection,
+                                                                           tmp_path: Path) -> None:
+    """A schedule fires the version it was attached to: once the app is saved in the UI (same
+    inputs, a new version), its schedules fire the old one. The plan says so; apply re-attaches
+    them as that planned change, and submits no run for it."""
+    from reconciler.client import ApiClient
+
+    folder = manifests(tmp_path, app("resaved", None, inputs="{extraction_method: agent, agent_json: {a: 1}}",
+                                     extra="  schedules: [{cron: '0 2 * * *', timezone: UTC}]\n  run: {onUpdate: true}\n"))
+    assert cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path).returncode == 0
+    [record] = introspect.state()["apps"].values()
+    with ApiClient(sandbox.base_url, TOKEN) as client:  # the UI's save: same inputs, a new version
+        args = dict(client.get_app(record["slug"])["dag"]["extract"]["inputs"]["args"])
+        args["control_config"] = json.dumps(args["control_config"])  # read back as an object, sent as JSON text
+        saved = client.update_app(record["slug"], args)
+    old, new = record["version"], saved["version"]
+    assert new != old and [s["version"] for s in introspect.state()["schedules"].values()] == [old]
+
+    planned = cli(sandbox, "plan", str(folder), "--detailed-exitcode", cwd=tmp_path)
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    assert (f"~ App/resaved (update: its schedules fire version {old}: it was saved since they were attached; "
+            f"apply attaches them to version {new})") in planned.stdout
+    assert f"~ schedules.version: [{old}] → {new}" in planned.stdout and "run" not in planned.stdout.split("Plan:")[1]
+    done = cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    current = next(iter(introspect.state()["apps"].values()))["version"]
+    assert [s["version"] for s in introspect.state()["schedules"].values()] == [current]
+    assert not [r for r in introspect.state().get("runs", {}).values()]
+    final = cli(sandbox, "plan", str(folder), "--detailed-exitcode", cwd=tmp_path)
+    assert final.returncode == 0 and "No changes." in final.stdout

@@ -34,6 +34,7 @@ from reconciler.model import Resource, ResourceKey, State
 if TYPE_CHECKING:
     from reconciler.apply import Applier
     from reconciler.client import ApiClient
+    from reconciler.diff import FieldChange
     from reconciler.normalize import Context
     from reconciler.outcomes import Outcome
     from reconciler.plan import ApplySettings, Change
@@ -142,6 +143,11 @@ class Kind:
         for mapping in self.secret_maps:
             refs.update({f"{mapping}.{k}": str(v) for k, v in (spec.get(mapping) or {}).items()})
         return refs
+
+    def tenant_moved(self, want: Resource, have: Resource) -> tuple[list[FieldChange], str]:
+        """What moved on the tenant that the canonical forms cannot show, as field changes apply
+        acts on (an update), and the reason to give when they are all there is."""
+        return [], ""
 
     def not_creatable(self, want: Resource) -> Diagnostic | None:
         """Why a declared object missing on the tenant cannot be created (None: it can)."""

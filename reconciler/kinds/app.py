@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator
 
+from reconciler.diff import FieldChange
 from reconciler.errors import ApiError, Diagnostic, NotFoundError, ServerError
 from reconciler.kinds import GUID, Fetched, FetchScope, Kind
 from reconciler.model import Resource, ResourceKey
@@ -129,6 +130,19 @@ class AppKind(Kind):
             # A guid given in the manifest is sent as given, never looked up again by name.
             credential_guid=ref if isinstance(ref, str) and GUID.match(ref) else None,
         )
+
+    def tenant_moved(self, want: Resource, have: Resource) -> tuple[list[FieldChange], str]:
+        """Stale schedules: a schedule fires the version it was attached to, so once the app is saved
+        again (in the UI, by another tool) its schedules fire the old version until re-attached."""
+        triggers, version = have.server.get("schedules"), have.server.get("version")
+        if "schedules" not in want.spec or not triggers or version is None:
+            return [], ""
+        old = sorted({t.get("version") for t in triggers if t.get("version") not in (None, version)}, key=str)
+        if not old:
+            return [], ""
+        return ([FieldChange("change", "schedules.version", old, version)],
+                f"its schedules fire version {', '.join(map(str, old))}: it was saved since they were attached; "
+                f"apply attaches them to version {version}")
 
     def online_problems(self, want: Resource, ctx: Context) -> list[Diagnostic]:
         """Unknown app ids, entrypoints, and inputs that the tenant's contract rejects."""
