@@ -38,9 +38,13 @@ def fetch(client: ApiClient, desired: State, *, recorded: Mapping[str, Mapping[s
           parallelism: int = PARALLELISM) -> Live:
     """``recorded``: the state file's records of this tenant, keyed "Kind/name"."""
     scope = kinds.FetchScope(desired, recorded or {})
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        started = [kind.fetch(client, scope, pool) for kind in kinds.by_rank()]
-        results = [finish() for finish in started]
+    every = kinds.by_rank()
+    # The calls share one pool; each kind waits for its own on a thread of its own, so that one
+    # whose list comes back first goes on to its next calls (the app contracts) at once.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool, \
+            concurrent.futures.ThreadPoolExecutor(max_workers=len(every)) as waiters:
+        started = [kind.fetch(client, scope, pool) for kind in every]
+        results = [f.result() for f in [waiters.submit(finish) for finish in started]]
 
     state: dict[ResourceKey, Resource] = {}
     ambiguous: dict[ResourceKey, list[str]] = {}

@@ -40,7 +40,6 @@ class Context:
     unknown_apps: frozenset[str] = frozenset()  # app ids the tenant does not know
     role_names: Mapping[str, str] = field(default_factory=dict)  # role guid -> name
     credential_names: Mapping[str, str] = field(default_factory=dict)  # credential guid -> name
-    facts: Mapping[str, Any] = field(default_factory=dict)  # anything else a kind's fetch adds
 
 
 def as_declared(ctx: Context) -> Context:
@@ -50,7 +49,7 @@ def as_declared(ctx: Context) -> Context:
         k: {p: v for p, v in prop.items() if p != "default"} for k, prop in (contract.get("properties") or {}).items()}}
         for ep, contract in c.by_entrypoint.items()}) for app_id, c in ctx.contracts.items()}
     return Context(contracts=contracts, unknown_apps=ctx.unknown_apps, role_names=ctx.role_names,
-                   credential_names=ctx.credential_names, facts=ctx.facts)
+                   credential_names=ctx.credential_names)
 
 
 # -- values -----------------------------------------------------------------------------------------

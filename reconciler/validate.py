@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.exceptions import best_match
@@ -36,6 +36,9 @@ from reconciler.manifests import Document, JsonPath, Substitution, json_path
 from reconciler.model import Resource, ResourceKey, SourceRef
 from reconciler.schema_errors import missing_fields, schema_of, unknown_fields
 from reconciler.state import DEFAULT_STATE_FILE
+
+if TYPE_CHECKING:
+    from reconciler.normalize import Context
 
 SECRET_LOOKING = re.compile(r"password|secret|private_?key|passphrase|token", re.I)
 MIN_PREFIX = 3  # an ownership prefix shorter than this claims objects made elsewhere (the UI's, another team's)
@@ -513,8 +516,8 @@ def _cross_check(checked: list[tuple[Document, dict[str, Any], bool]], report: _
     return resources
 
 
-def online_checks(desired: Mapping[ResourceKey, Resource], context: Any) -> list[tuple[ResourceKey, Diagnostic]]:
-    """What only the tenant can tell (``context``: what the fetch learned, a ``normalize.Context``):
+def online_checks(desired: Mapping[ResourceKey, Resource], context: Context) -> list[tuple[ResourceKey, Diagnostic]]:
+    """What only the tenant can tell (``context``: what the fetch learned):
     each kind's ``online_problems``, e.g. unknown app ids and inputs that a contract rejects."""
     return [(key, d) for key, resource in sorted(desired.items())
             for d in kinds.get(key.kind).online_problems(resource, context)]

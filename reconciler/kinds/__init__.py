@@ -1,8 +1,8 @@
 """The kinds registry: one row per kind, and the interface every stage calls a kind through.
 
 A kind is one module (``app.py``, ``credential.py``, ``workflow.py``, like decK's one file per
-entity) holding one ``Kind`` subclass: its facts (schema, identity, secret, immutable and
-server-owned paths, dependency rank) and the steps that vary by kind: live object → ``Resource``
+entity) holding one ``Kind`` subclass: its facts (schema, secret and immutable paths, dependency
+rank; every kind is identified by ``metadata.name``) and the steps that vary by kind: live object → ``Resource``
 (``fetch``), canonical form (``canonical``), what apply needs from a manifest (``settings``), the
 tenant-side checks (``online_problems``), and its apply handlers (``apply``, ``delete``,
 ``submit_run``, ``depends_on``). The stages never branch on a kind's name.
@@ -86,9 +86,9 @@ class Kind:
     """The facts and steps of one kind. Subclasses set the facts and override the steps."""
 
     kind: str = ""
-    schema_file: str = ""
+    schema_file: str = ""  # in reconciler/schemas/ (and the repository's schemas/)
+    schema: Mapping[str, Any] | None = None  # or the schema itself, for a kind shipped without a file
     rank: int = 0  # dependency order: lower ranks are created first and deleted last
-    identity: str = "metadata.name"
     # Paths under `spec` whose values are secrets: write-only, given as ${env:NAME}, never shown.
     secret_paths: tuple[str, ...] = ()
     # Mappings under `spec` whose every value is a secret.
@@ -97,8 +97,6 @@ class Kind:
     secret_twins: tuple[tuple[str, str], ...] = ()
     # Fields whose change cannot be applied in place (the object must be replaced).
     immutable: tuple[str, ...] = ()
-    # Fields the server fills in or owns; never compared.
-    server_owned: tuple[str, ...] = ()
     # spec field -> kind it names (a reference that must resolve).
     references: tuple[tuple[str, str], ...] = ()
     # Where schedules live under spec: a list of {cron, timezone} (which the API may hide: then
@@ -128,6 +126,8 @@ class Kind:
     # -- normalize and plan ------------------------------------------------------------------------------
 
     def canonical(self, spec: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+        """The compared form: it names the fields it keeps, so whatever the server owns (ids,
+        versions, timestamps, runtime keys) never reaches the diff."""
         raise NotImplementedError
 
     def settings(self, want: Resource) -> ApplySettings:
@@ -235,5 +235,4 @@ def validator(kind: str) -> Draft202012Validator:
     if kind == PROJECT_KIND:
         return Draft202012Validator(load_schema("project.schema.json"))
     spec = get(kind)
-    schema = getattr(spec, "schema", None) or load_schema(spec.schema_file)
-    return Draft202012Validator(schema)
+    return Draft202012Validator(spec.schema or load_schema(spec.schema_file))

@@ -52,7 +52,6 @@ class AppKind(Kind):
     schema_file = "app.schema.json"
     rank = 1
     immutable = ("appId",)
-    server_owned = ("slug", "version", "owner", "workflow_id", "user_id", "user-id", "correlation_id")
     references = (("credentialRef", "Credential"),)
     schedule_list = "schedules"
     declared_only = ("credentialRef", "schedules", "connection.adminRoles", "connection.adminUsers",
@@ -361,8 +360,7 @@ def resource(item: Mapping[str, Any], record: Mapping[str, Any]) -> Resource:
 
 
 def is_json_string_field(prop: Mapping[str, Any] | None) -> bool:
-    return bool(prop) and prop is not None and prop.get("type") == "string" \
-        and prop.get("contentMediaType") == "application/json"
+    return prop is not None and prop.get("type") == "string" and prop.get("contentMediaType") == "application/json"
 
 
 def _parse_json_setting(value: Any) -> Any:

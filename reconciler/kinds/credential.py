@@ -36,7 +36,6 @@ class CredentialKind(Kind):
     secret_maps = ("secretExtra",)
     secret_twins = (("extra", "secretExtra"),)
     immutable = ("connector",)
-    server_owned = ("id", "version", "createdAt", "updatedAt", "createdBy", "tenantId", "isActive")
     declared_only = OPTIONAL
 
     # -- fetch ---------------------------------------------------------------------------------------
@@ -118,7 +117,9 @@ def wire_body(name: str, after: Mapping[str, Any], secrets: Mapping[str, str]) -
     ui_defaults = {"connectorConfigName": f"atlan-connectors-{connector}", "connectorType": connector}
     body: dict[str, Any] = {"name": name, "connector": connector, "authType": after.get("authType")}
     for optional in OPTIONAL:
-        value = after.get(optional) or ui_defaults.get(optional) if optional in ui_defaults else after.get(optional)
+        value = after.get(optional)
+        if not value and optional in ui_defaults:
+            value = ui_defaults[optional]
         if value is not None:
             body[optional] = value
     body["extra"] = {**(after.get("extra") or {}),

@@ -36,7 +36,6 @@ class WorkflowKind(Kind):
     kind = "Workflow"
     schema_file = "workflow.schema.json"
     rank = 2
-    server_owned = ("resourceVersion", "uid", "creationTimestamp", "generation")
     schedule_single = "schedule"
     needs_one_of = ("parameters", "schedule")
     declared_only = ("parameters.*", "schedule")
@@ -95,7 +94,7 @@ class WorkflowKind(Kind):
             in_flight = runs_in_flight(ops.client, name)
             if in_flight:
                 settle()
-                (run_name, phase), = in_flight[:1]
+                run_name, phase = in_flight[0]
                 return Outcome(change, Status.APPLIED, f"a run is already in flight: {run_name} is {phase}; "
                                                        "not started again")
             run = ops.client.rerun_template(name)
