@@ -38,7 +38,7 @@ from reconciler.fetch import Live
 from reconciler.manifests import protected_references, resolve_env
 from reconciler.model import ResourceKey
 from reconciler.outcomes import RUN_FINAL, ApplyReport, Outcome, Status
-from reconciler.plan import Action, Change, Plan
+from reconciler.plan import Action, Change, Plan, applied_digest
 from reconciler.state import StateFile, TenantState, secret_fingerprint
 
 
@@ -146,7 +146,17 @@ class Applier:
         if change.action is Action.REPLACE and not self.options.allow_replace:
             return Outcome(change, Status.FAILED, f"refused: {change.reason.replace('; apply needs --allow-replace', '')}; "
                                                   "re-run with --allow-replace to delete and re-create it")
-        return kinds.get(change.key.kind).apply(change, self)
+        outcome = kinds.get(change.key.kind).apply(change, self)
+        if outcome is None or outcome.status is Status.APPLIED:
+            self._record_applied(change)
+        return outcome
+
+    def _record_applied(self, change: Change) -> None:
+        """What drift compares later plans with: the object as applied (written only when it
+        differs from the record, so an apply with no changes writes nothing)."""
+        fields = applied_digest(change)
+        if (self.record(change.key).get("applied") or {}).get("fields") != fields:
+            self.amend(change.key, applied={"fields": fields, "at": _now()})
 
     def _run_one(self, change: Change) -> Outcome:
         return kinds.get(change.key.kind).submit_run(change, self)

@@ -39,16 +39,19 @@ class FieldChange:
     path: str  # dotted, e.g. "inputs.include_filter"
     old: Any = None
     new: Any = None
+    cause: str | None = None  # who moved since the last apply (a class of ``drift``); None: not classified
 
     def to_dict(self) -> dict[str, Any]:
-        return {"op": self.op, "path": self.path, "old": self.old, "new": self.new}
+        return {"op": self.op, "path": self.path, "old": self.old, "new": self.new, "cause": self.cause}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FieldChange:
-        return cls(op=data["op"], path=data["path"], old=data.get("old"), new=data.get("new"))
+        cause = data.get("cause")
+        return cls(op=data["op"], path=data["path"], old=data.get("old"), new=data.get("new"),
+                   cause=None if cause is None else str(cause))
 
 
-def _get(obj: Any, parts: list[str]) -> Any:
+def get_path(obj: Any, parts: list[str]) -> Any:
     for part in parts:
         if not isinstance(obj, dict) or part not in obj:
             return MISSING
@@ -74,15 +77,15 @@ def masked(desired: Mapping[str, Any], live: Mapping[str, Any], declared_only: I
     for path in declared_only:
         parts = path.split(".")
         if parts[-1] == "*":
-            wanted = _get(wanted_side, parts[:-1])
-            have = _get(live_side, parts[:-1])
+            wanted = get_path(wanted_side, parts[:-1])
+            have = get_path(live_side, parts[:-1])
             if wanted is MISSING:
                 _drop(live_side, parts[:-1])
             elif isinstance(have, dict):
                 for key in list(have):
                     if not isinstance(wanted, dict) or key not in wanted:
                         del have[key]
-        elif _get(wanted_side, parts) is MISSING:
+        elif get_path(wanted_side, parts) is MISSING:
             _drop(live_side, parts)
     for path in ignore:
         parts = path.split(".")
@@ -111,7 +114,7 @@ def field_changes(before: Mapping[str, Any], after: Mapping[str, Any], atomic: I
             path = ".".join(str(p) for p in parts)
             if path in seen:
                 continue
-            old, new = _get(before, [str(p) for p in parts]), _get(after, [str(p) for p in parts])
+            old, new = get_path(before, [str(p) for p in parts]), get_path(after, [str(p) for p in parts])
             if old is MISSING:
                 seen[path] = FieldChange("add", path, None, new)
             elif new is MISSING:

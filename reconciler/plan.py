@@ -14,10 +14,10 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from reconciler import kinds
+from reconciler import drift, kinds
 from reconciler.diff import FieldChange, field_changes, masked
 from reconciler.errors import Diagnostic
 from reconciler.model import Resource, ResourceKey, SourceRef, State
@@ -111,6 +111,10 @@ class Change:
     fingerprint: str | None = None  # of the live object the change was computed from
     origin: SourceRef = SourceRef()  # where the manifest is
     settings: ApplySettings = ApplySettings()
+    drift: tuple[str, ...] = ()  # who moved since the last apply: classes of ``drift``, most urgent first
+    # A create's digest of the object as the tenant will hold it (contract defaults filled in):
+    # what apply records for drift (see ``applied_digest``). None for other actions.
+    baseline: Mapping[str, Any] | None = None
 
     def to_dict(self, *, prune: bool) -> dict[str, Any]:
         return {
@@ -125,6 +129,8 @@ class Change:
             "needs_prune": self.action is Action.DELETE and not prune,
             "origin": str(self.origin),
             "settings": self.settings.to_dict(),
+            "drift": list(self.drift),
+            "baseline": None if self.baseline is None else dict(self.baseline),
         }
 
     @classmethod
@@ -139,7 +145,30 @@ class Change:
             fingerprint=data.get("fingerprint"),
             origin=SourceRef.parse(data.get("origin", "")),
             settings=ApplySettings.from_dict(data.get("settings") or {}),
+            drift=tuple(str(c) for c in data.get("drift") or ()),
+            baseline=_baseline(data.get("baseline")),
         )
+
+
+def _baseline(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError("a change's baseline must be a mapping of fields to hashes")
+    return {str(k): {str(s): str(h) for s, h in v.items()} if isinstance(v, Mapping) else str(v) for k, v in value.items()}
+
+
+def compared_whole(kind: kinds.Kind) -> tuple[str, ...]:
+    """The top-level fields of a kind that are compared as a whole (its schedules)."""
+    return tuple(name for name in (kind.schedule_list, kind.schedule_single) if name)
+
+
+def applied_digest(change: Change) -> dict[str, Any]:
+    """What apply records once a change is applied: the digest of each compared field of the
+    object as it now is on both sides (see ``drift``)."""
+    if change.baseline is not None:
+        return dict(change.baseline)
+    return drift.digest(change.after or {}, compared_whole(kinds.get(change.key.kind)))
 
 
 @dataclass(frozen=True)
@@ -232,6 +261,8 @@ class Records:
     # Objects other projects sharing the state file record: never this project's, prefix or not.
     others: frozenset[ResourceKey] = frozenset()
     serial: str = ""  # digest of the records, carried by the plan (see state.records_serial)
+    # Per object, the digest of each compared field at its last apply (see ``drift``).
+    applied: Mapping[ResourceKey, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def build_plan(
@@ -266,14 +297,18 @@ def build_plan(
     notes = list(diagnostics)
     owned_prefixes = _meaningful_prefixes(tuple(owned_prefixes), desired, live, records, project_file, notes)
     notes += _intent_notes(records, desired)
-    for key, slugs in sorted((ambiguous or {}).items()):
+    unmanaged: dict[str, int] = {}
+    for key, ids in sorted((ambiguous or {}).items()):
+        ids = list(ids)
+        if key not in desired and not _managed(key, records, owned_prefixes):
+            unmanaged[key.kind] = unmanaged.get(key.kind, 0) + len(ids)  # not ours: a shared name is not our problem
+            continue
         notes.append(Diagnostic.at(_origin(desired, key), "RC101",
-                                   f"{key} is ambiguous: {len(list(slugs))} live objects have this name ({', '.join(slugs)}); "
+                                   f"{key} is ambiguous: {len(ids)} live objects have this name ({', '.join(ids)}); "
                                    "it is left out of the plan", column=1,
                                    hint="Delete or rename the duplicates on the tenant."))
     skip = set(ambiguous or {}) | set(excluded)
     changes: list[Change] = []
-    unmanaged: dict[str, int] = {}
     for kind in kinds.by_rank():
         names = {k for k in (*desired, *live) if k.kind == kind.kind} - skip
         for key in sorted(names):
@@ -281,7 +316,7 @@ def build_plan(
                 continue
             want, have = desired.get(key), live.get(key)
             if want is not None and have is None:
-                changes.extend(_create(want, kind, ctx, notes))
+                changes.extend(_create(want, kind, ctx, records, notes))
             elif want is None and have is not None:
                 if not kind.deletable:
                     continue  # no longer managed; nothing to do on the tenant
@@ -298,7 +333,8 @@ def build_plan(
                 compared = _compare(want, have, kind, ctx, records, fingerprint, notes)
                 if key in records.pending_runs and not any(c.action is Action.RUN for c in compared):
                     compared.append(Change(Action.RUN, key, origin=want.origin,
-                                           reason="a run was owed and never submitted: the apply that owed it stopped"))
+                                           reason="a run was owed and never submitted: the apply that owed it stopped",
+                                           drift=(drift.NOT_YET_APPLIED,)))
                 changes.extend(compared)
     created = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return Plan(changes=tuple(changes), tenant=tenant, created_at=created, prune=prune,
@@ -373,15 +409,20 @@ def runs_after(want: Resource, when: str) -> bool:
     return bool((want.spec.get("run") or {}).get(when))
 
 
-def _create(want: Resource, kind: kinds.Kind, ctx: Context, notes: list[Diagnostic]) -> list[Change]:
+def _create(want: Resource, kind: kinds.Kind, ctx: Context, records: Records, notes: list[Diagnostic]) -> list[Change]:
     if not kind.creatable:
         refused = kind.not_creatable(want)
         if refused is not None:
             notes.append(refused)
         return []
     after = canonical(want, as_declared(ctx))
-    out = [Change(Action.CREATE, want.key, None, after, reason="not on the tenant", origin=want.origin,
-                  settings=kind.settings(want))]
+    # Drift compares later plans with the object as the tenant will hold it: defaults filled in.
+    held, _ = masked(canonical(want, ctx), {}, kind.declared_only, want.spec.get("ignoreDifferences") or ())
+    gone = want.key in records.managed  # recorded by an apply (or an export): it was there
+    out = [Change(Action.CREATE, want.key, None, after, origin=want.origin, settings=kind.settings(want),
+                  reason="deleted on the tenant since the last apply" if gone else "not on the tenant",
+                  drift=(drift.MISSING_ON_TENANT if gone else drift.NOT_YET_APPLIED,),
+                  baseline=drift.digest(held, compared_whole(kind)))]
     if runs_after(want, "onCreate"):
         out.append(Change(Action.RUN, want.key, reason="run.onCreate", origin=want.origin))
     return out
@@ -394,8 +435,9 @@ def _delete(have: Resource, ctx: Context, records: Records, prune: bool, notes: 
                                 hint="Delete it in Atlan yourself, or declare it again."))
         return None
     reason = "no longer declared" + ("" if prune else "; apply deletes it only with --prune")
+    cause = drift.NOT_YET_APPLIED if have.key in records.managed else drift.UNMANAGED_IN_SCOPE
     return Change(Action.DELETE, have.key, canonical(have, ctx), None, reason=reason,
-                  fingerprint=have.server.get("fingerprint"))
+                  fingerprint=have.server.get("fingerprint"), drift=(cause,))
 
 
 def _secrets_in_clear(want: Resource, have: Resource, kind: kinds.Kind, notes: list[Diagnostic]) -> Resource:
@@ -423,30 +465,42 @@ def _compare(want: Resource, have: Resource, kind: kinds.Kind, ctx: Context, rec
     have = _secrets_in_clear(want, have, kind, notes)
     ignore = want.spec.get("ignoreDifferences") or ()
     after, before = masked(canonical(want, ctx), canonical(have, ctx), kind.declared_only, ignore)
-    atomic = [name for name in (kind.schedule_list, kind.schedule_single) if name]
-    fields = field_changes(before, after, atomic)
+    atomic = compared_whole(kind)
+    applied = records.applied.get(want.key)
+    fields = [replace(f, cause=drift.classify(f, before, after, applied, atomic)) for f in field_changes(before, after, atomic)]
     moved, moved_reason = kind.tenant_moved(want, have)
-    moved = [f for f in moved if not any(f.path == p or f.path.startswith(p + ".") for p in ignore)]
+    moved = [replace(f, cause=drift.STALE_SCHEDULE) for f in moved
+             if not any(f.path == p or f.path.startswith(p + ".") for p in ignore)]
     fields += moved
     recorded = records.secret_fingerprints.get(want.key)
     if desired_fingerprint and recorded and desired_fingerprint != recorded:
-        fields.append(FieldChange("change", SECRETS_PATH, SENSITIVE, f"{SENSITIVE}: rotated"))
+        fields.append(FieldChange("change", SECRETS_PATH, SENSITIVE, f"{SENSITIVE}: rotated", cause=drift.SECRET_ROTATED))
     elif desired_fingerprint and not recorded:
         notes.append(Diagnostic("", 0, 0, "RC105", f"{want.key}: its secrets were not set by reconciler, so whether they "
                                 "match cannot be known; the next apply records them and detects rotations from then on",
                                 severity="warning"))
     fingerprint = have.server.get("fingerprint")
     settings = kind.settings(want)
+    causes = drift.sort_classes(f.cause for f in fields if f.cause)
     immutable = [f for f in fields if f.path.split(".")[0] in kind.immutable]
     if immutable:
         reason = f"{', '.join(sorted({f.path for f in immutable}))} cannot change in place; apply needs --allow-replace"
-        return [Change(Action.REPLACE, want.key, before, after, tuple(fields), reason, fingerprint, want.origin, settings)]
+        return [Change(Action.REPLACE, want.key, before, after, tuple(fields), reason, fingerprint, want.origin, settings,
+                       causes)]
     if not fields:
         return [Change(Action.NOOP, want.key, before, after, (), "", fingerprint, want.origin, settings)]
     only_moved = len(fields) == len(moved)  # nothing the manifest changed: no run is owed for it
-    reason = "secrets rotated" if [f.path for f in fields] == [SECRETS_PATH] else (
-        moved_reason if only_moved else "differs from the manifest")
-    out = [Change(Action.UPDATE, want.key, before, after, tuple(fields), reason, fingerprint, want.origin, settings)]
+    if [f.path for f in fields] == [SECRETS_PATH]:
+        reason = "secrets rotated"
+    elif only_moved:
+        reason = moved_reason
+    elif drift.CHANGED_ON_TENANT in causes and set(causes) <= {drift.CHANGED_ON_TENANT, drift.STALE_SCHEDULE}:
+        version = have.server.get("version")
+        reason = drift.DESCRIPTION[drift.CHANGED_ON_TENANT] + (f" (now version {version})" if version is not None else "")
+    else:
+        reason = "differs from the manifest"
+    out = [Change(Action.UPDATE, want.key, before, after, tuple(fields), reason, fingerprint, want.origin, settings,
+                  causes)]
     if runs_after(want, "onUpdate") and not only_moved:
         out.append(Change(Action.RUN, want.key, reason="run.onUpdate", origin=want.origin))
     return out

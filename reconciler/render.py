@@ -205,23 +205,28 @@ def _fire_times(schedules: Any, after: Any) -> list[str]:
     return lines
 
 
+# Said after a field in a plan (like "changed outside of Terraform"): what apply would overwrite.
+MOVED_ON_TENANT = {"changed-on-tenant": "changed on the tenant", "changed-on-tenant-and-in-git": "changed on the tenant and in Git"}
+
+
 def _field_lines(change: Change, created_at: str) -> list[str]:
     lines = []
     for f in change.fields:
         sign = {"add": "+", "remove": "-", "change": "~"}[f.op]
+        note = f"   # {MOVED_ON_TENANT[f.cause]} since the last apply" if f.cause in MOVED_ON_TENANT else ""
         if f.path in ("schedules", "schedule"):
             # A list of schedules whose live side is None: the API hides them and nothing recorded them.
             old = UNKNOWN_SCHEDULES if f.old is None and isinstance(f.new, list) else _value(f.old)
-            lines.append(f"{sign} {f.path}: {old} → {_value(f.new)}")
+            lines.append(f"{sign} {f.path}: {old} → {_value(f.new)}{note}")
             for label, value in (("before", f.old), ("after", f.new)):
                 for times in _fire_times(value, created_at):
                     lines.append(f"      next fire times {label}: {times}")
         elif f.op == "add":
-            lines.append(f"+ {f.path}: {_value(f.new)}")
+            lines.append(f"+ {f.path}: {_value(f.new)}{note}")
         elif f.op == "remove":
-            lines.append(f"- {f.path}: {_value(f.old)}")
+            lines.append(f"- {f.path}: {_value(f.old)}{note}")
         else:
-            lines.append(f"~ {f.path}: {_value(f.old)} → {_value(f.new)}")
+            lines.append(f"~ {f.path}: {_value(f.old)} → {_value(f.new)}{note}")
     return lines
 
 
@@ -304,8 +309,15 @@ def _closing(plan: Plan) -> str:
     return "No changes. The tenant matches the manifests."
 
 
+def sticky_marker(part: int) -> str:
+    """The first line of each part of a plan comment: what a pull-request job looks for to update
+    the comment in place instead of adding one (part N is always updated by part N)."""
+    return f"<!-- reconciler-plan:part-{part} -->"
+
+
 def plan_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> list[str]:
-    """The plan as markdown for a pull-request comment, in parts each shorter than ``limit``."""
+    """The plan as markdown for a pull-request comment, in parts each shorter than ``limit``, each
+    starting with its sticky marker."""
     title = f"### reconciler plan: {counts_line(plan.counts())}" if plan.has_changes else \
         "### reconciler plan: no changes"
     header = [title, "", f"Tenant: `{plan.tenant}` · planned {plan.created_at}", "", ""]
@@ -330,8 +342,15 @@ def plan_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> list[str]:
     if footer:
         blocks.append("\n".join(footer) + "\n")
 
+    return _sticky_parts(title, "\n".join(header), blocks, limit)
+
+
+def _sticky_parts(title: str, header: str, blocks: list[str], limit: int) -> list[str]:
+    """Blocks packed into parts shorter than ``limit``, numbered when there are several, each
+    starting with its sticky marker; a block too long for one part is cut, its code fence closed."""
+    limit -= len(sticky_marker(999)) + 1
     parts: list[str] = []
-    current = "\n".join(header)
+    current = header
     for block in blocks:
         if len(block) > limit - 200:
             block = block[: limit - 400] + "\n```\n(truncated: see the plan file for the rest)\n</details>\n"
@@ -342,12 +361,90 @@ def plan_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> list[str]:
     parts.append(current)
     if len(parts) > 1:
         parts = [p.rstrip("\n") + f"\n\n_Part {i} of {len(parts)}._\n" for i, p in enumerate(parts, 1)]
-    return parts
+    return [f"{sticky_marker(i)}\n{p}" for i, p in enumerate(parts, 1)]
 
 
 def plan_json(plan: Plan) -> str:
     """The documented, stable JSON form (see README: "Plan JSON")."""
     return json.dumps(plan.to_dict(), indent=2) + "\n"
+
+
+# -- drift reports --------------------------------------------------------------------------------------
+
+
+def _class_words(classes: Iterable[str]) -> str:
+    from reconciler.drift import DESCRIPTION
+
+    return "; ".join(DESCRIPTION.get(c, c) for c in classes)
+
+
+def _drift_title(data: Mapping[str, Any]) -> str:
+    if not data["drifted"]:
+        return f"No drift on {data['tenant']}: the tenant matches Git."
+    return f"Drift on {data['tenant']}: {plural(len(data['objects']), 'object')} differ{'s' if len(data['objects']) == 1 else ''} from Git."
+
+
+def _drift_summary(data: Mapping[str, Any]) -> str:
+    from reconciler.drift import DESCRIPTION
+
+    return ", ".join(f"{n} {DESCRIPTION[c].split(':')[0]}" for c, n in data["summary"].items())
+
+
+def _drift_notes(data: Mapping[str, Any]) -> list[str]:
+    notes = []
+    if data["unmanaged"]:
+        listed = ", ".join(plural(n, k) for k, n in sorted(data["unmanaged"].items()))
+        notes.append(f"Not managed by these manifests, left alone: {listed}.")
+    notes += [f"Note: {text}." for text in data["cannot_see"]]
+    return notes
+
+
+def drift_text(data: Mapping[str, Any]) -> str:
+    """The drift report (``drift.report``) for a terminal or a log."""
+    lines = [_drift_title(data) + f" (checked {data['checked_at']})", ""]
+    for o in data["objects"]:
+        lines.append(f"{GUTTER[o['action']]} {o['kind']}/{o['name']} ({o['action']}): {_class_words(o['classes'])}")
+        if o["reason"] and o["action"] != "update":
+            lines.append(f"    {o['reason']}")
+        for f in o["fields"]:
+            lines.append(f"    {f['path']}: Git {_value(f['git'])}, live {_value(f['live'])}   # {_class_words([f['class']])}")
+        if o["run"]:
+            lines.append("    apply would then submit a run")
+        lines.append("")
+    if data["summary"]:
+        lines.append(f"By class: {_drift_summary(data)}.")
+    lines += _drift_notes(data)
+    for d in data["diagnostics"]:
+        lines.append(("Error: " if d["severity"] == "error" else "Warning: ") + f"{d['code']} {d['message']}")
+    return "\n".join(lines).strip("\n") + "\n"
+
+
+def drift_markdown(data: Mapping[str, Any], *, limit: int = MARKDOWN_LIMIT) -> str:
+    """The drift report as the body of an issue (one per tenant): one part, cut at ``limit``."""
+    lines = [f"### reconciler drift: {_drift_title(data)}", "", f"Checked {data['checked_at']}.", ""]
+    if data["objects"]:
+        lines += ["| Object | Action | Class | Field | Git | Live |", "|---|---|---|---|---|---|"]
+        for o in data["objects"]:
+            rows = o["fields"] or [{"path": "", "class": c, "git": None, "live": None} for c in o["classes"]]
+            for f in rows:
+                git = f"`{_value(f['git'])}`" if f["path"] else ""
+                live = f"`{_value(f['live'])}`" if f["path"] else ""
+                cells = [f"`{o['kind']}/{o['name']}`", o["action"], _class_words([f["class"]]), f"`{f['path']}`" if f["path"] else "",
+                         git, live]
+                lines.append("| " + " | ".join(c.replace("|", "/").replace("\n", " ") for c in cells) + " |")
+        lines.append("")
+        lines.append(f"By class: {_drift_summary(data)}.")
+    lines += ["", *_drift_notes(data)]
+    lines += [f"- **{d['severity']}** `{d['code']}` {d['message']}" for d in data["diagnostics"]]
+    text = "\n".join(lines).strip("\n") + "\n"
+    if len(text) > limit:
+        cut = text[: limit - 200].rsplit("\n", 1)[0]
+        text = cut + "\n\n(truncated: the full report is in the job's artifact or `reconciler drift --format json`)\n"
+    return text
+
+
+def drift_json(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, indent=2) + "\n"
 
 
 # -- apply reports ---------------------------------------------------------------------------------

@@ -251,6 +251,8 @@ def records_of(tenant: TenantState, others: frozenset[ResourceKey] = frozenset()
         pending_runs=frozenset(keys[k] for k, r in tenant.resources.items() if r.get("runPending")),
         others=others - frozenset(keys.values()),
         serial=records_serial(tenant),
+        applied={keys[k]: r["applied"]["fields"] for k, r in tenant.resources.items()
+                 if isinstance(r.get("applied"), dict) and isinstance(r["applied"].get("fields"), dict)},
     )
 
 

@@ -112,6 +112,8 @@ class Kind:
     # Canonical paths compared only when the manifest declares them (``a.*``: only the keys of
     # map ``a`` that the manifest names). Leaving them out leaves the live value alone.
     declared_only: tuple[str, ...] = ()
+    # What the tenant's API cannot show of this kind, said once in a drift report ("" if nothing).
+    unseen: str = ""
 
     # -- fetch ---------------------------------------------------------------------------------------
 

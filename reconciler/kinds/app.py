@@ -56,6 +56,8 @@ class AppKind(Kind):
     schedule_list = "schedules"
     declared_only = ("credentialRef", "schedules", "connection.adminRoles", "connection.adminUsers",
                      "connection.adminGroups")
+    unseen = ("App schedules edited in Atlan cannot be seen: the API does not return attached schedules, so "
+              "they are compared with what apply attached (the state file), not with the tenant")
 
     # -- fetch ---------------------------------------------------------------------------------------
 
@@ -189,8 +191,13 @@ class AppKind(Kind):
         facts = ops.live.context.contracts.get(str(after.get("appId")))
         entrypoint = change.settings.entrypoint
         contract = facts.contract(entrypoint or after.get("entrypoint")) if facts else None
-        if change.action is Action.NOOP:
+        if change.action is Action.NOOP or (change.action is Action.UPDATE and live is not None and change.fields
+                                            and all(f.path.split(".")[0] == self.schedule_list for f in change.fields)):
+            # Unchanged, or only its schedules change: they are triggers, attached apart from the app;
+            # saving the app again would publish a version the plan did not show.
             slug = str(live.server["slug"]) if live else str(record.get("slug"))
+            if change.action is Action.UPDATE and ops.run_planned(key):
+                ops.amend(key, runPending=True)  # owed from before the first trigger moves (see ``owing_run``)
             return _sync(change, ops, slug, live.server.get("version") if live else None,
                          live.server.get("schedules") if live else record.get("schedules"),
                          live.server.get("schedules_source") if live else "state")
