@@ -404,7 +404,7 @@ def drift_text(data: Mapping[str, Any]) -> str:
     lines = [_drift_title(data) + f" (checked {data['checked_at']})", ""]
     for o in data["objects"]:
         lines.append(f"{GUTTER[o['action']]} {o['kind']}/{o['name']} ({o['action']}): {_class_words(o['classes'])}")
-        if o["reason"] and o["action"] != "update":
+        if o["reason"] and o["reason"] not in ("differs from the manifest", _class_words(o["classes"])):
             lines.append(f"    {o['reason']}")
         for f in o["fields"]:
             lines.append(f"    {f['path']}: Git {_value(f['git'])}, live {_value(f['live'])}   # {_class_words([f['class']])}")
