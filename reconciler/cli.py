@@ -167,6 +167,51 @@ def _step_summary(markdown: str) -> None:
             fh.write(mask(markdown.rstrip("\n")) + "\n")
 
 
+def _github_output(**values: Any) -> None:
+    """Set step outputs (``$GITHUB_OUTPUT``) for the steps after this one, when running there."""
+    import os
+    import uuid
+
+    from reconciler.mask import mask
+
+    path = os.environ.get("GITHUB_OUTPUT")
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as fh:
+        for name, value in values.items():
+            text = mask(str(value).lower() if isinstance(value, bool) else str(value))
+            if "\n" in text:
+                delimiter = f"reconciler_{uuid.uuid4().hex}"
+                fh.write(f"{name}<<{delimiter}\n{text}\n{delimiter}\n")
+            else:
+                fh.write(f"{name}={text}\n")
+
+
+def _write_parts(directory: str, parts: list[str]) -> None:
+    """The markdown parts of a plan comment as DIR/part-1.md …; earlier parts beyond these go, so
+    a job that posts every file never posts a stale one."""
+    from pathlib import Path
+
+    from reconciler.files import write_text_atomic
+    from reconciler.mask import mask
+
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("part-*.md"):
+        old.unlink()
+    for number, text in enumerate(parts, 1):
+        write_text_atomic(folder / f"part-{number}.md", mask(text))
+
+
+def _write_report(path: str, text: str) -> None:
+    from pathlib import Path
+
+    from reconciler.files import write_text_atomic
+    from reconciler.mask import mask
+
+    write_text_atomic(Path(path), mask(text))
+
+
 def _parse_targets(values: tuple[str, ...]) -> tuple[Any, ...]:
     from reconciler import kinds
     from reconciler.model import ResourceKey
@@ -187,6 +232,9 @@ def _parse_targets(values: tuple[str, ...]) -> tuple[Any, ...]:
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True, help="Output format.")
 @click.option("--target", "targets", multiple=True, metavar="KIND/NAME", help="Plan only these objects; repeatable.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes (0: none, 1: error).")
+@click.option("--markdown-dir", type=click.Path(file_okay=False),
+              help="Also write the plan as markdown parts DIR/part-1.md … for pull-request comments, each under "
+                   "65,000 characters and starting with its sticky marker (the diagnostics when the manifests are refused).")
 @click.option("--prune", is_flag=True, help="Plan deletes of managed objects that are no longer declared as real deletes.")
 @click.option("--parallelism", type=click.IntRange(1, 64), default=None,
               help=f"Concurrent API calls (default: reconciler.yaml, else {defaults.PARALLELISM}).")
@@ -195,8 +243,8 @@ def _parse_targets(values: tuple[str, ...]) -> tuple[Any, ...]:
 @click.option("--verbose", is_flag=True, help="Also list the objects that do not change.")
 @_adopt_schedules_option
 @_tenant_options
-def plan(paths: tuple[str, ...], out: str | None, fmt: str, targets: tuple[str, ...], detailed_exitcode: bool, prune: bool,
-         parallelism: int | None, var_files: tuple[str, ...], allow_missing_secrets: bool, verbose: bool,
+def plan(paths: tuple[str, ...], out: str | None, fmt: str, targets: tuple[str, ...], detailed_exitcode: bool,
+         markdown_dir: str | None, prune: bool, parallelism: int | None, var_files: tuple[str, ...], allow_missing_secrets: bool, verbose: bool,
          adopt_schedules: bool, base_url: str | None, api_key_env: str) -> int:
     """Show what apply would change on the tenant to match the manifests."""
     from pathlib import Path
@@ -217,18 +265,30 @@ def plan(paths: tuple[str, ...], out: str | None, fmt: str, targets: tuple[str, 
                                api_key_env=api_key_env)
     except ManifestError as exc:
         _refuse_invalid(exc, fmt)
+        if markdown_dir:
+            _write_parts(markdown_dir, [f"{render.sticky_marker(1)}\n{render.diagnostics_markdown(exc.diagnostics)}"])
+            _github_output(parts=1)
+        raise
+    except ReconcilerError as exc:  # the tenant could not be read: the comment says so, not an old plan
+        if markdown_dir:
+            _write_parts(markdown_dir, [f"{render.sticky_marker(1)}\n{render.error_markdown('plan', exc)}"])
+            _github_output(parts=1)
         raise
     the_plan = result.plan
     if out:
         write_text_atomic(Path(out), signed_plan_json(the_plan, tenant.api_key))
+    parts = render.plan_markdown(the_plan)
     if fmt == "json":
         click.echo(render.plan_json(the_plan), nl=False)
     elif fmt == "markdown":
-        parts = render.plan_markdown(the_plan)
-        click.echo("\n<!-- reconciler: next part -->\n".join(parts), nl=False)
+        click.echo("\n".join(parts), nl=False)
     else:
         click.echo(render.plan_text(the_plan, color=_color(), verbose=verbose), nl=False, color=_color())
-    _step_summary("\n".join(render.plan_markdown(the_plan)))
+    _step_summary("\n".join(parts))
+    if markdown_dir:
+        _write_parts(markdown_dir, parts)
+    _github_output(has_changes=the_plan.has_changes, **({"parts": len(parts)} if markdown_dir else {}),
+                   **({"plan_path": out} if out else {}))
     if the_plan.errors:
         raise ReconcilerError(f"the plan has {len(the_plan.errors)} error(s); those objects are left out",
                               hint="Fix what the errors above say, then plan again.")
@@ -304,6 +364,8 @@ def apply(paths: tuple[str, ...], auto_approve: bool, prune: bool, max_deletes: 
     text = {"text": render.report_text, "markdown": render.report_markdown, "json": render.report_json}[fmt](report)
     click.echo(text, nl=False)
     _step_summary(render.report_markdown(report))
+    _github_output(has_changes=the_plan.has_changes, failed=sum(not o.ok for o in report.outcomes) + len(report.failed_runs),
+                   state_file=the_plan.state_file)
     if report.failed or the_plan.errors:
         what = ", ".join(f"run {o.run_id} of {o.change.key} {o.run_status}" for o in report.failed_runs)
         raise ReconcilerError("apply did not complete" + (f": {what}" if what else ""),
@@ -311,6 +373,105 @@ def apply(paths: tuple[str, ...], auto_approve: bool, prune: bool, max_deletes: 
                               + (" For each unverified change, check the tenant, then `reconciler state resolve`"
                                  " (`reconciler plan` lists them)." if report.unverified else ""))
     return ExitCode.OK
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
+              help="Format of the report.")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False),
+              help="Also write the report to this file, in --format (for an issue or an artifact).")
+@click.option("--parallelism", type=click.IntRange(1, 64), default=None,
+              help=f"Concurrent API calls (default: reconciler.yaml, else {defaults.PARALLELISM}).")
+@click.option("--var-file", "var_files", multiple=True, type=click.Path(), help="Variables file for ${var:name}; repeatable.")
+@click.option("--allow-missing-secrets", is_flag=True,
+              help="Check without secret values; rotated secrets then cannot be detected (the report's warnings say which).")
+@_tenant_options
+def drift(paths: tuple[str, ...], fmt: str, report_file: str | None, parallelism: int | None, var_files: tuple[str, ...],
+          allow_missing_secrets: bool, base_url: str | None, api_key_env: str) -> int:
+    """Compare the tenant with Git and say who moved. Exit 0: no drift; 2: drift; 1: error.
+
+    Each difference is classed against the state file's record of the last apply: changed on the
+    tenant, not yet applied (Git changed), secret rotated, stale schedule, missing (deleted on the
+    tenant), unmanaged in scope (created outside Git under an owned prefix). Changes nothing and
+    takes no lock.
+    """
+    from reconciler import drift as drift_report
+    from reconciler import render
+    from reconciler.engine import make_plan
+    from reconciler.errors import ManifestError
+    from reconciler.tenant import connect
+
+    renderers = {"text": render.drift_text, "markdown": render.drift_markdown, "json": render.drift_json}
+    try:
+        with connect(base_url, api_key_env) as tenant:
+            result = make_plan(paths, tenant.client, api_key=tenant.api_key, var_files=var_files,
+                               allow_missing_secrets=allow_missing_secrets, parallelism=parallelism,
+                               tenant_id=tenant.identity, api_key_env=api_key_env)
+    except ManifestError as exc:
+        _refuse_invalid(exc, fmt)
+        if report_file:
+            _write_report(report_file, render.diagnostics_json(exc.diagnostics, files=len({d.file for d in exc.diagnostics}),
+                                                               documents=0, status="error") if fmt == "json"
+                          else render.diagnostics_markdown(exc.diagnostics))
+        _github_output(drifted=False, **({"report_path": report_file} if report_file else {}))
+        raise
+    data = drift_report.report(result.plan)
+    text = renderers[fmt](data)
+    click.echo(text, nl=False)
+    if report_file:
+        _write_report(report_file, text)
+    _step_summary(render.drift_markdown(data))
+    _github_output(drifted=data["drifted"], **({"report_path": report_file} if report_file else {}))
+    if result.plan.errors:
+        raise ReconcilerError(f"the drift check has {len(result.plan.errors)} error(s); those objects were not compared",
+                              hint="Fix what the errors above say, then check again.")
+    return ExitCode.CHANGES if data["drifted"] else ExitCode.OK
+
+
+@cli.command("export")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder to write the manifests into (created if missing). Inside a project (a reconciler.yaml in "
+                   "it or above it) the objects join that project; else a reconciler.yaml is written there.")
+@click.option("--kind", "kind_names", multiple=True, metavar="KIND",
+              help="Export only objects of this kind (App, Credential, Workflow); repeatable.")
+@click.option("--name-prefix", "name_prefixes", multiple=True, metavar="PREFIX",
+              help="Export only objects whose name starts with this prefix; repeatable.")
+@click.option("--app-id", "app_ids", multiple=True, metavar="APP_ID",
+              help="Export only the apps of this app id, e.g. snowflake-crawler; repeatable (other kinds are "
+                   "still exported unless --kind leaves them out).")
+@click.option("--force", is_flag=True, help="Overwrite manifest files in --out whose content differs from the tenant.")
+@click.option("--parallelism", type=click.IntRange(1, 64), default=None,
+              help=f"Concurrent API calls (default: reconciler.yaml, else {defaults.PARALLELISM}).")
+@_lock_timeout_option
+@_tenant_options
+def export_command(out_dir: str, kind_names: tuple[str, ...], name_prefixes: tuple[str, ...], app_ids: tuple[str, ...],
+                   force: bool, parallelism: int | None, lock_timeout: float | None, base_url: str | None,
+                   api_key_env: str) -> None:
+    """Write the tenant's apps, credentials and legacy workflows as manifests, one file per object,
+    and record them as managed: adopting a tenant is one commit, and a plan then shows no changes.
+
+    Secrets are never read (the API does not return them): credentials take them from ${env:…}
+    variables, listed at the end. App schedules are written only where the state file knows them.
+    A name carried by several live objects is reported and not exported (exit 1). Existing files
+    that differ are never overwritten without --force.
+    """
+    import os
+    from pathlib import Path
+
+    from reconciler import render
+    from reconciler.export import Filters, export
+    from reconciler.tenant import connect
+
+    filters = Filters.parse(kind_names, name_prefixes, app_ids)
+    with connect(base_url, api_key_env) as tenant:
+        report = export(tenant.client, Path(out_dir), tenant_id=tenant.identity, filters=filters, force=force,
+                        lock_timeout=_lock_timeout(lock_timeout), parallelism=parallelism,
+                        progress=lambda message: click.echo(message, err=True))
+    click.echo(render.export_summary(report, os.environ), nl=False)
+    problem = report.error()
+    if problem is not None:
+        raise problem
 
 
 @cli.group()
@@ -335,10 +496,15 @@ def _project_state(project_dir: str) -> Any:
     from reconciler.validate import validate as run_validation
 
     result = run_validation([project_dir], allow_missing_secrets=True)
-    problems = [d for d in result.errors if result.project.file and d.file == result.project.file]
+    # Only the project file's problems stop a state command (it says where the state file is); it
+    # may have failed to load, and then the project knows no file: match it by name.
+    from reconciler.kinds import PROJECT_FILE
+
+    problems = [d for d in result.errors if d.file == result.project.file or d.file.rsplit("/", 1)[-1] == PROJECT_FILE]
     if problems:
         from reconciler.errors import ManifestError
 
+        _refuse_invalid(ManifestError(problems), "text")
         raise ManifestError(problems)
     return result.project, open_state(result.project)
 

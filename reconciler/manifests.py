@@ -805,8 +805,9 @@ def substitute(doc: Document, data: Any, is_secret: Callable[[JsonPath], bool], 
         if whole["source"] != "env" or not VALID_NAME.match(whole["name"]):
             report(path, "RC052", f"unknown reference {whole.group(0)!r}", "Write ${env:NAME}.")
             return value
-        if whole["name"] not in subs.env:
-            report(path, "RC050", f"environment variable {whole['name']} is not set (needed by a secret field)",
+        if not subs.env.get(whole["name"]):  # empty is unset: CI passes a secret it does not have as ""
+            state = "is empty" if whole["name"] in subs.env else "is not set"
+            report(path, "RC050", f"environment variable {whole['name']} {state} (needed by a secret field)",
                    f"Export {whole['name']} before running, or pass --allow-missing-secrets to plan without secrets.",
                    "warning" if subs.allow_missing_secrets else "error")
         return value  # kept as a reference; resolved only when the value is really needed
@@ -866,13 +867,14 @@ def protected_references(text: str, api_key_env: str = "ATLAN_API_KEY") -> list[
 
 def resolve_env(refs: Mapping[str, Any], env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
     """The values behind ``{field: "${env:NAME}"}`` references, and the names that are not set
-    (a value that is not exactly one ``${env:NAME}`` counts as unset)."""
+    (a value that is not exactly one ``${env:NAME}`` counts as unset; so does an empty variable:
+    CI passes a secret it does not have as "", and no secret is empty)."""
     values: dict[str, str] = {}
     missing: list[str] = []
     for field_name, ref in refs.items():
         match = REFERENCE.fullmatch(str(ref))
         name = match["name"] if match and match["source"] == "env" else str(ref)
-        if name in env and match:
+        if env.get(name) and match:
             values[field_name] = env[name]
         else:
             missing.append(name)

@@ -15,6 +15,7 @@ from reconciler import cron
 from reconciler.errors import Diagnostic
 
 if TYPE_CHECKING:
+    from reconciler.export import ExportReport
     from reconciler.model import ResourceKey
     from reconciler.outcomes import ApplyReport, Outcome
     from reconciler.plan import Change, Plan
@@ -53,6 +54,13 @@ def diagnostics_markdown(diagnostics: Iterable[Diagnostic]) -> str:
         problem = (d.message + (f" (at `{d.path}`)" if d.path else "") + (f"<br>hint: {d.hint}" if d.hint else ""))
         lines.append(f"| {'❌' if d.is_error else '⚠️'} | `{where}` | `{d.code}` | {problem.replace('|', '/')} |")
     return "\n".join(lines) + "\n"
+
+
+def error_markdown(command: str, error: Any) -> str:
+    """A command that stopped on an error, as a pull-request comment shows it."""
+    hint = getattr(error, "hint", None)
+    return (f"### reconciler {command} failed\n\n**Error:** {str(error).replace(chr(10), ' ')}\n"
+            + (f"\n**Hint:** {hint}\n" if hint else ""))
 
 
 def diagnostics_text(diagnostics: Iterable[Diagnostic], *, files: int, documents: int,
@@ -445,6 +453,69 @@ def drift_markdown(data: Mapping[str, Any], *, limit: int = MARKDOWN_LIMIT) -> s
 
 def drift_json(data: Mapping[str, Any]) -> str:
     return json.dumps(data, indent=2) + "\n"
+
+
+# -- export --------------------------------------------------------------------------------------------
+
+
+def export_summary(report: ExportReport, env: Mapping[str, str]) -> str:
+    """What ``export`` wrote, what it did not and why, the variables to set, and what to do next."""
+    import os
+    from pathlib import Path
+
+    from reconciler.export import folder_of
+    from reconciler.files import shown_path
+
+    export = report.export
+    out = shown_path(report.out)
+    lines = []
+    by_kind: dict[str, int] = {}
+    for item in export.objects:
+        by_kind[item.key.kind] = by_kind.get(item.key.kind, 0) + 1
+    listed = ", ".join(f"{n} {folder_of(k) if n != 1 else k.lower()}" for k, n in sorted(by_kind.items()))
+    lines.append(f"Exported {len(export.objects)} object{'s' if len(export.objects) != 1 else ''} into {out}/"
+                 + (f": {listed}." if listed else "."))
+    if export.objects:
+        lines.append(f"  {len(report.written)} file{'s' if len(report.written) != 1 else ''} written, "
+                     f"{len(report.unchanged)} unchanged; recorded as managed in {shown_path(report.state_file)}.")
+    if report.project_file is not None:
+        lines.append(f"  Wrote {shown_path(report.project_file)} (the project's settings).")
+    left = [f"  {key}: {why}; left as it is" for key, why in sorted(export.left_alone.items())]
+    left += [f"  {key}: {len(ids)} live objects carry this name ({', '.join(ids)})"
+             for key, ids in sorted(export.duplicates.items())]
+    left += [f"  {key}: {why}" for key, why in sorted(export.refused.items())]
+    if left:
+        lines += ["", "Not exported:", *left]
+    if export.unmatched_app_ids:
+        lines += ["", f"No app matched --app-id {', '.join(export.unmatched_app_ids)}."]
+    moving = [o for o in export.objects if o.not_converging]
+    if moving:
+        lines += ["", "A plan of these will not be empty:", *(f"  {o.key}: {o.not_converging}" for o in moving)]
+    unknown = [o for o in export.objects if o.unknown_schedules]
+    if unknown:
+        lines += ["", f"Schedules of {len(unknown)} app{'s' if len(unknown) != 1 else ''} are left out: the API does not "
+                      "show attached schedules and the state file has no record of them, so they are not managed. "
+                      "To manage them, declare them, remove the ones attached in Atlan (or they fire twice), then "
+                      "apply with --adopt-schedules."]
+    secrets = [s for o in export.objects for s in o.secrets]
+    if secrets:
+        width = max(len(s.name) for s in secrets)
+        lines += ["", "Secrets the manifests take from the environment (the tenant never returns them):"]
+        lines += [f"  {s.name:<{width}}  {s.key} {s.field}{'' if s.name in env else '  (not set)'}" for s in secrets]
+        lines += ["The first apply sends them to the tenant (to record their fingerprints): set the real values."]
+    if export.objects:
+        lines += ["", "Next:"]
+        step = 1
+        if secrets:
+            lines.append(f"  {step}. Set the variables above where plan and apply run (your CI secret store); "
+                         "plan also runs without them with --allow-missing-secrets.")
+            step += 1
+        root = shown_path(report.project_root)
+        inside = Path(os.path.abspath(report.state_file)).is_relative_to(os.path.abspath(report.project_root))
+        commit = root if inside else f"{root} {shown_path(report.state_file)}"
+        lines.append(f"  {step}. reconciler plan {root} --detailed-exitcode   (expect \"No changes.\")")
+        lines.append(f"  {step + 1}. git add {commit} && git commit -m \"Adopt the tenant's objects\"")
+    return "\n".join(lines) + "\n"
 
 
 # -- apply reports ---------------------------------------------------------------------------------

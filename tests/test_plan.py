@@ -201,7 +201,44 @@ def test_exit_codes_through_the_cli(sandbox: Sandbox, tmp_path: Path) -> None:
 
     summary = tmp_path / "summary.md"
     md = run_cli("plan", str(manifests), "--format", "markdown", env={**env, "GITHUB_STEP_SUMMARY": str(summary)}, cwd=tmp_path)
-    assert md.stdout.startswith("### reconciler plan: no changes") and summary.read_text().startswith("### reconciler plan")
+    assert md.stdout.startswith("<!-- reconciler-plan:part-1 -->\n### reconciler plan: no changes")
+    assert summary.read_text().startswith("<!-- reconciler-plan:part-1 -->\n### reconciler plan")
+
+
+def test_markdown_parts_and_outputs_for_a_pull_request_job(sandbox: Sandbox, tmp_path: Path) -> None:
+    """What the plan workflow posts: DIR/part-N.md, each starting with its marker, for a plan, for
+    refused manifests and for a tenant that cannot be read; never a stale part of an earlier run."""
+    env = {"ATLAN_BASE_URL": sandbox.base_url, "ATLAN_API_KEY": TOKEN, "U": "u", "P": "p", "GITHUB_OUTPUT": str(tmp_path / "out")}
+    manifests = write(tmp_path / "m" / "c.yaml", "apiVersion: reconciler/v1\nkind: Credential\nmetadata: {name: c1}\n"
+                      "spec: {connector: postgres, authType: basic, username: '${env:U}', password: '${env:P}'}\n").parent
+    parts = tmp_path / "parts"
+    write(parts / "part-7.md", "a stale part of an earlier, longer plan")
+    done = run_cli("plan", str(manifests), "--markdown-dir", str(parts), "--out", "plan.json", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in parts.iterdir()) == ["part-1.md"]
+    assert (parts / "part-1.md").read_text().startswith("<!-- reconciler-plan:part-1 -->\n### reconciler plan: 1 to create")
+    assert (tmp_path / "out").read_text().splitlines() == ["has_changes=true", "parts=1", "plan_path=plan.json"]
+
+    write(manifests / "bad.yaml", "apiVersion: reconciler/v1\nkind: App\nmetadata: {name: x}\nspec: {appId: 7}\n")
+    refused = run_cli("plan", str(manifests), "--markdown-dir", str(parts), env=env, cwd=tmp_path)
+    assert refused.returncode == 1
+    assert (parts / "part-1.md").read_text().startswith("<!-- reconciler-plan:part-1 -->\n### reconciler: the manifests have")
+    (manifests / "bad.yaml").unlink()
+
+    unreachable = run_cli("plan", str(manifests), "--markdown-dir", str(parts), env={**env, "ATLAN_API_KEY": ""}, cwd=tmp_path)
+    assert unreachable.returncode == 64, unreachable.stderr
+    text = (parts / "part-1.md").read_text()
+    assert text.startswith("<!-- reconciler-plan:part-1 -->\n### reconciler plan failed\n\n**Error:** ") and "**Hint:**" in text
+
+
+def test_an_empty_secret_variable_is_unset(sandbox: Sandbox, tmp_path: Path) -> None:
+    """CI passes a repository secret it does not have as "": never sent as an empty password."""
+    env = {"ATLAN_BASE_URL": sandbox.base_url, "ATLAN_API_KEY": TOKEN, "U": "u", "P": ""}
+    manifests = write(tmp_path / "m" / "c.yaml", "apiVersion: reconciler/v1\nkind: Credential\nmetadata: {name: c1}\n"
+                      "spec: {connector: postgres, authType: basic, username: '${env:U}', password: '${env:P}'}\n").parent
+    refused = run_cli("apply", str(manifests), "--auto-approve", env=env, cwd=tmp_path)
+    assert refused.returncode == 1 and "RC050 environment variable P is empty (needed by a secret field)" in refused.stderr
+    assert run_cli("plan", str(manifests), "--allow-missing-secrets", env=env, cwd=tmp_path).returncode == 0
 
 
 def test_validate_loads_no_network_or_diff_code() -> None:

@@ -77,3 +77,16 @@ def test_resolve_intent_names_what_it_settles(tmp_path: Path) -> None:
     assert "intents" not in tenant.get("App/x")
     with pytest.raises(ReconcilerError, match="has no unverified intent"):
         resolve_intent(tenant, "App/x", intent_id=None, attached=None)
+
+
+def test_state_commands_refuse_a_project_file_that_does_not_load(tmp_path: Path) -> None:
+    """A reconciler.yaml that fails its schema says where the state file is no longer: the state
+    commands stop on it instead of reading the default file as if nothing were wrong."""
+    import subprocess
+    import sys
+
+    (tmp_path / "reconciler.yaml").write_text("apiVersion: reconciler/v1\nkind: Project\nmetadata: {name: p}\n"
+                                              "spec: {stateFile: 7}\n")
+    done = subprocess.run([sys.executable, "-m", "reconciler", "state", "list", "--project", "."], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1 and "reconciler.yaml:4:" in done.stderr and "stateFile" in done.stderr, done.stderr

@@ -5,7 +5,8 @@ entity) holding one ``Kind`` subclass: its facts (schema, secret and immutable p
 rank; every kind is identified by ``metadata.name``) and the steps that vary by kind: live object → ``Resource``
 (``fetch``), canonical form (``canonical``), what apply needs from a manifest (``settings``), the
 tenant-side checks (``online_problems``), and its apply handlers (``apply``, ``delete``,
-``submit_run``, ``depends_on``). The stages never branch on a kind's name.
+``submit_run``, ``depends_on``), and how a live object is adopted (``export_spec``,
+``export_record``, ``discover``). The stages never branch on a kind's name.
 
 Adding a kind is one new module and one row in ``REGISTRY``; ``register`` adds one at run time
 (the tests register a throw-away kind that way). The kind modules are loaded on first use, so
@@ -115,6 +116,9 @@ class Kind:
     # What the tenant's API cannot show of this kind, said once in a drift report ("" if nothing).
     unseen: str = ""
 
+    # Spec paths left out of an exported manifest when the schema refuses the live value.
+    export_optional: tuple[str, ...] = ()
+
     # -- fetch ---------------------------------------------------------------------------------------
 
     def fetch(self, client: ApiClient, scope: FetchScope, pool: Executor) -> Callable[[], Fetched]:
@@ -183,6 +187,26 @@ class Kind:
 
     def cancel_run(self, client: ApiClient, run_id: str) -> str | None:
         raise ReconcilerError(f"{self.kind} objects have no runs")
+
+    # -- export (adopting live objects) --------------------------------------------------------------
+
+    exportable: bool = False
+
+    def discover(self, client: ApiClient) -> list[Resource] | None:
+        """Every live object's name (and what ``fetch`` needs to read it fully), for a kind whose
+        fetch reads only the objects it is told about; None: its fetch reads them all."""
+        return None
+
+    def export_spec(self, live: Resource, ctx: Context, ref: Callable[[str, str], str],
+                    record: Mapping[str, Any]) -> dict[str, Any]:
+        """The manifest spec a person would write for a live object: only what differs from what
+        the tenant would fill in. ``ref(kind, id)`` gives a referenced object's name where a
+        manifest may use it (else the id); ``record`` is the object's state record."""
+        raise NotImplementedError
+
+    def export_record(self, live: Resource, record: Mapping[str, Any]) -> dict[str, Any]:
+        """The state record an apply of the exported manifest would keep."""
+        return dict(record)
 
 
 _loaded: dict[str, Kind] = {}

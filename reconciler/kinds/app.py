@@ -145,6 +145,57 @@ class AppKind(Kind):
                 f"its schedules fire version {', '.join(map(str, old))}: it was saved since they were attached; "
                 f"apply attaches them to version {version}")
 
+    # -- export ----------------------------------------------------------------------------------------
+
+    exportable = True
+    export_optional = ("connection.qualifiedName",)
+
+    def discover(self, client: ApiClient) -> list[Resource]:
+        return [Resource(ResourceKey("App", str(item.get("name"))), {"appId": app_id(item), "entrypoint": item.get("entrypoint")})
+                for item in client.list_apps()]
+
+    def export_spec(self, live: Resource, ctx: Context, ref: Callable[[str, str], str],
+                    record: Mapping[str, Any]) -> dict[str, Any]:
+        spec = live.spec
+        the_app = str(spec.get("appId"))
+        facts = ctx.contracts.get(the_app)
+        out: dict[str, Any] = {"appId": the_app}
+        entrypoint = spec.get("entrypoint")
+        if entrypoint and (facts is None or entrypoint != facts.default_entrypoint):
+            out["entrypoint"] = entrypoint
+        for name, target in self.references:
+            if spec.get(name):
+                out[name] = ref(target, str(spec[name]))
+        connection = spec.get("connection") or {}
+        if connection.get("name"):
+            written: dict[str, Any] = {"name": connection["name"]}
+            if connection.get("qualifiedName"):
+                written["qualifiedName"] = connection["qualifiedName"]  # re-created, it keeps its assets' connection
+            for admins in ADMINS:
+                values = [str(v) for v in connection.get(admins) or []]
+                if admins == "adminRoles":
+                    values = sorted({ctx.role_names.get(v, v) for v in values})  # "$admin", not a guid
+                if values:
+                    written[admins] = values
+            out["connection"] = written
+        inputs = reduced_inputs(spec.get("inputs") or {}, facts.contract(entrypoint) if facts else None)
+        if inputs:
+            out["inputs"] = inputs
+        schedules = spec.get("schedules")
+        if schedules is not None:  # known (recorded, or shown by the API); unknown ones are never guessed
+            out["schedules"] = [{"cron": s["cron"], "timezone": s.get("timezone") or "UTC"} for s in schedules]
+        if record.get("preventDestroy"):
+            out["lifecycle"] = {"preventDestroy": True}
+        return out
+
+    def export_record(self, live: Resource, record: Mapping[str, Any]) -> dict[str, Any]:
+        out = {**record, "slug": live.server.get("slug")}
+        if live.server.get("schedules") is not None:
+            out["schedules"] = [dict(s) for s in live.server["schedules"]]
+        return out
+
+    # -- checks ----------------------------------------------------------------------------------------
+
     def online_problems(self, want: Resource, ctx: Context) -> list[Diagnostic]:
         """Unknown app ids, entrypoints, and inputs that the tenant's contract rejects."""
         key, origin = want.key, want.origin
@@ -364,6 +415,14 @@ def resource(item: Mapping[str, Any], record: Mapping[str, Any]) -> Resource:
 
 
 # -- inputs ----------------------------------------------------------------------------------------------
+
+
+def reduced_inputs(inputs: Mapping[str, Any], contract: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The inputs that differ from the contract's defaults, in canonical form (JSON-string
+    settings as mappings), in the contract's order: what a person would have written."""
+    have = canonical_inputs(inputs, contract)
+    defaults = canonical_inputs({}, contract)
+    return {k: v for k, v in have.items() if k not in defaults or canonical_json(defaults[k]) != canonical_json(v)}
 
 
 def is_json_string_field(prop: Mapping[str, Any] | None) -> bool:

@@ -97,6 +97,24 @@ class CredentialKind(Kind):
         ops.put(key, ops.with_lifecycle({"guid": guid, "secretFingerprint": fingerprint_}, change))
         return Outcome(change, Status.APPLIED, "secrets recorded" if change.action is Action.NOOP else "")
 
+    exportable = True
+
+    def export_spec(self, live: Resource, ctx: Context, ref: Callable[[str, str], str],
+                    record: Mapping[str, Any]) -> dict[str, Any]:
+        spec = live.spec
+        # What apply sends for a field the manifest leaves out (the UI's defaults): left out here too.
+        implied = wire_body(live.key.name, {"connector": spec.get("connector")}, {})
+        out: dict[str, Any] = {"connector": spec.get("connector"), "authType": spec.get("authType")}
+        for name in FIELDS:
+            if name not in out and spec.get(name) is not None and spec[name] != implied.get(name):
+                out[name] = spec[name]
+        if spec.get("extra"):
+            out["extra"] = dict(spec["extra"])
+        return out
+
+    def export_record(self, live: Resource, record: Mapping[str, Any]) -> dict[str, Any]:
+        return {**record, "guid": live.server.get("guid")}
+
     def delete(self, change: Change, live: Resource, ops: Applier) -> None:
         ops.client.archive_credential(str(live.server["guid"]))
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.errors import Diagnostic
 from reconciler.kinds import Fetched, FetchScope, Kind
 from reconciler.model import Resource, ResourceKey
-from reconciler.normalize import Context, canonical_schedule, canonical_value, fingerprint
+from reconciler.normalize import Context, canonical_json, canonical_schedule, canonical_value, fingerprint
 from reconciler.outcomes import RUN_IN_FLIGHT, Outcome, Status
 from reconciler.plan import Action, Change
 
@@ -85,6 +85,29 @@ class WorkflowKind(Kind):
             ops.client.update_template(with_changes(live.server["source"], after))
         ops.put(key, ops.with_lifecycle({**ops.record(key), "template": key.name}, change))
         return Outcome(change, Status.APPLIED)
+
+    exportable = True
+
+    def discover(self, client: ApiClient) -> list[Resource]:
+        return [Resource(ResourceKey("Workflow", str(hit["_source"]["metadata"]["name"])), {})
+                for hit in client.search_templates({"match_all": {}})]
+
+    def export_spec(self, live: Resource, ctx: Context, ref: Callable[[str, str], str],
+                    record: Mapping[str, Any]) -> dict[str, Any]:
+        # A parameter set twice in the template with different values is left out: an update sets
+        # every occurrence of a declared parameter, which would silently change the other one.
+        seen: dict[str, set[str]] = {}
+        for param in task_parameters(live.server.get("source") or {}):
+            seen.setdefault(str(param.get("name")), set()).add(canonical_json(param.get("value")))
+        parameters = {k: v for k, v in (live.spec.get("parameters") or {}).items() if len(seen.get(k, ())) <= 1}
+        out: dict[str, Any] = {}
+        if parameters:
+            out["parameters"] = parameters
+        out["schedule"] = live.spec.get("schedule")  # shown by the template itself: None is known to be none
+        return out
+
+    def export_record(self, live: Resource, record: Mapping[str, Any]) -> dict[str, Any]:
+        return {**record, "template": live.key.name}
 
     def submit_run(self, change: Change, ops: Applier) -> Outcome:
         name = change.key.name
