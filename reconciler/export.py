@@ -39,7 +39,7 @@ from reconciler.lock import state_lock
 from reconciler.model import Resource, ResourceKey
 from reconciler.plan import Action, Change, applied_digest, build_plan
 from reconciler.state import DEFAULT_STATE_FILE, TenantState, records_of
-from reconciler.validate import Project, online_checks, validate
+from reconciler.validate import Project, online_checks, project_file_from, validate
 
 Progress = Callable[[str], None]
 
@@ -370,23 +370,10 @@ def project_text(name: str) -> str:
             "  # ownership:\n  #   namePrefixes: [\"dp-\"]\n")
 
 
-def project_file_of(out: Path) -> Path | None:
-    """The reconciler.yaml of the project the folder is part of: in it, or in a folder above it
-    (up to the top of the Git checkout), as `validate FILE` finds it."""
-    folder = Path(os.path.abspath(out))
-    while True:
-        candidate = folder / kinds.PROJECT_FILE
-        if candidate.is_file():
-            return Path(os.path.relpath(candidate))
-        if (folder / ".git").exists() or folder.parent == folder:
-            return None
-        folder = folder.parent
-
-
 def read_project(out: Path) -> Project:
     """The project the folder is part of (its reconciler.yaml, refused when it is wrong), or the
     one the reconciler.yaml export writes into the folder makes."""
-    project_file = project_file_of(out)
+    project_file = project_file_from(out)
     if project_file is not None:
         result = validate([str(project_file)], allow_missing_secrets=True)
         shown = manifests.display_path(project_file)

@@ -168,7 +168,13 @@ def _project_file_above(paths: list[Any]) -> Path | None:
     the top of the Git checkout."""
     if not paths or any(os.path.isdir(p) or Path(p).name == kinds.PROJECT_FILE for p in paths):
         return None
-    folder = Path(os.path.abspath(paths[0])).parent
+    return project_file_from(Path(paths[0]).parent)
+
+
+def project_file_from(folder: Path) -> Path | None:
+    """The reconciler.yaml of the project a folder is part of: in it, or in a folder above it, up
+    to the top of the Git checkout (relative to the working folder)."""
+    folder = Path(os.path.abspath(folder))
     while True:
         candidate = folder / kinds.PROJECT_FILE
         if candidate.is_file():
