@@ -81,6 +81,7 @@ class Applier:
         # The tenant's id of each object (guid, slug, uid): live ones, and the ones made in this run.
         self._ids: dict[ResourceKey, str] = {k: str(r.server["id"]) for k, r in live.state.items() if r.server.get("id")}
         self._runs_planned = {c.key for c in plan.changes if c.action is Action.RUN}
+        self._applied: dict[ResourceKey, dict[str, Any]] = {}  # digests to record at the end of the phase
 
     # -- driver -----------------------------------------------------------------------------------
 
@@ -94,6 +95,7 @@ class Applier:
             phase = [c for c in self.plan.changes if c.key.kind == kind.kind and c.action in (
                 Action.CREATE, Action.UPDATE, Action.REPLACE, Action.NOOP)]
             self._concurrently(phase, self._apply_one)
+            self._record_applied()
         self._concurrently([c for c in self.plan.changes if c.action is Action.RUN], self._run_one)
         for kind in reversed(kinds.by_rank()):
             phase = [c for c in self.plan.changes if c.key.kind == kind.kind and c.action is Action.DELETE]
@@ -148,15 +150,23 @@ class Applier:
                                                   "re-run with --allow-replace to delete and re-create it")
         outcome = kinds.get(change.key.kind).apply(change, self)
         if outcome is None or outcome.status is Status.APPLIED:
-            self._record_applied(change)
+            fields = applied_digest(change)
+            if (self.record(change.key).get("applied") or {}).get("fields") != fields:
+                with self._lock:
+                    self._applied[change.key] = fields
         return outcome
 
-    def _record_applied(self, change: Change) -> None:
-        """What drift compares later plans with: the object as applied (written only when it
-        differs from the record, so an apply with no changes writes nothing)."""
-        fields = applied_digest(change)
-        if (self.record(change.key).get("applied") or {}).get("fields") != fields:
-            self.amend(change.key, applied={"fields": fields, "at": _now()})
+    def _record_applied(self) -> None:
+        """What drift compares later plans with: each object as applied in the phase just done,
+        recorded in one write (only where it differs from the record: an apply with no changes
+        writes nothing). Only drift's classes depend on it; a kill before this write leaves the
+        previous digest, and the next apply records it again."""
+        with self._lock:
+            done, self._applied = self._applied, {}
+        if done:
+            at = _now()
+            self.state.put_many(self.tenant_id, {str(key): {**self.record(key), "applied": {"fields": fields, "at": at}}
+                                                 for key, fields in done.items()})
 
     def _run_one(self, change: Change) -> Outcome:
         return kinds.get(change.key.kind).submit_run(change, self)

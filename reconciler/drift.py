@@ -62,6 +62,7 @@ HASH_CHARS = 10  # 40 bits: the state file carries one per field; a chance colli
 def _hash(value: Any) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:HASH_CHARS]
 
+
 Digest = Mapping[str, Any]  # field -> hash, or field -> {key -> hash} for a mapping compared key by key
 
 

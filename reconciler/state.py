@@ -148,6 +148,14 @@ class StateFile:
                 resources[key] = copy.deepcopy(dict(record))
         self.save()
 
+    def put_many(self, tenant: str, records: Mapping[str, Mapping[str, Any]]) -> None:
+        """Record several objects with one write."""
+        with self._cond:
+            resources = self.tenant(tenant).resources
+            for key, record in records.items():
+                resources[key] = copy.deepcopy(dict(record))
+        self.save()
+
     def save(self) -> None:
         """Write the whole file atomically (temp file, fsync, rename).
 

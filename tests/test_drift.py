@@ -189,3 +189,17 @@ def test_exit_codes_and_outputs_for_ci(sandbox: Sandbox, applied: Path, tmp_path
     broken = cli(sandbox, "drift", str(applied), "--format", "markdown", "--report", str(tmp_path / "r.md"), cwd=tmp_path)
     assert broken.returncode == 1 and "all.yaml:" in broken.stderr
     assert "the manifests have 1 error" in (tmp_path / "r.md").read_text()  # what the issue body shows
+
+
+def test_apply_records_what_it_applied_and_a_second_apply_writes_nothing(sandbox: Sandbox, applied: Path,
+                                                                         tmp_path: Path) -> None:
+    state_file = applied / "reconciler.state.json"
+    records = next(iter(json.loads(state_file.read_text())["projects"]["."]["tenants"].values()))["resources"]
+    assert set(records) == {"App/dp-orders", "Credential/dp-pg"}
+    for record in records.values():
+        fields = record["applied"]["fields"]
+        assert fields and all(isinstance(h, (str, dict)) for h in fields.values())
+    assert set(records["App/dp-orders"]["applied"]["fields"]["inputs"]) >= {"include_filter", "use_source_schema_filtering"}
+    before = state_file.read_bytes()
+    again = cli(sandbox, "apply", str(applied), "--auto-approve", cwd=tmp_path)
+    assert again.returncode == 0 and state_file.read_bytes() == before  # no change: not one write
