@@ -39,7 +39,7 @@ from reconciler.manifests import protected_references, resolve_env
 from reconciler.model import ResourceKey
 from reconciler.outcomes import RUN_FINAL, ApplyReport, Outcome, Status
 from reconciler.plan import Action, Change, Plan, applied_digest
-from reconciler.state import StateFile, TenantState, secret_fingerprint
+from reconciler.state import StateFile, TenantState, recorded_digest, secret_fingerprint
 
 
 class ApplyError(ReconcilerError):
@@ -150,8 +150,8 @@ class Applier:
                                                   "re-run with --allow-replace to delete and re-create it")
         outcome = kinds.get(change.key.kind).apply(change, self)
         if outcome is None or outcome.status is Status.APPLIED:
-            fields = applied_digest(change)
-            if (self.record(change.key).get("applied") or {}).get("fields") != fields:
+            fields = applied_digest(change, self.options.fingerprint_key)
+            if recorded_digest(self.record(change.key)) != fields:
                 with self._lock:
                     self._applied[change.key] = fields
         return outcome

@@ -5,8 +5,10 @@ appear only with ``--debug``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -155,6 +157,17 @@ def _lock_timeout(value: float | None) -> float:
     return 0.0 if os.environ.get("CI") else defaults.LOCK_TIMEOUT
 
 
+@contextlib.contextmanager
+def _writing(what: str, path: Any) -> Iterator[None]:
+    """A file the command writes for the user or the next CI step: one it cannot write is an
+    error that names it, not a crash."""
+    try:
+        yield
+    except OSError as exc:
+        raise ReconcilerError(f"cannot write {what} {path}: {exc.strerror or exc}",
+                              hint="Check that the folder exists and is writable, and that the path is not a folder.") from None
+
+
 def _step_summary(markdown: str) -> None:
     """Append to the GitHub Actions job summary, when running there."""
     import os
@@ -163,7 +176,7 @@ def _step_summary(markdown: str) -> None:
 
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
-        with open(summary, "a", encoding="utf-8") as fh:
+        with _writing("the job summary ($GITHUB_STEP_SUMMARY)", summary), open(summary, "a", encoding="utf-8") as fh:
             fh.write(mask(markdown.rstrip("\n")) + "\n")
 
 
@@ -177,7 +190,7 @@ def _github_output(**values: Any) -> None:
     path = os.environ.get("GITHUB_OUTPUT")
     if not path:
         return
-    with open(path, "a", encoding="utf-8") as fh:
+    with _writing("the step outputs ($GITHUB_OUTPUT)", path), open(path, "a", encoding="utf-8") as fh:
         for name, value in values.items():
             text = mask(str(value).lower() if isinstance(value, bool) else str(value))
             if "\n" in text:
@@ -196,11 +209,12 @@ def _write_parts(directory: str, parts: list[str]) -> None:
     from reconciler.mask import mask
 
     folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("part-*.md"):
-        old.unlink()
-    for number, text in enumerate(parts, 1):
-        write_text_atomic(folder / f"part-{number}.md", mask(text))
+    with _writing("the markdown parts into", folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("part-*.md"):
+            old.unlink()
+        for number, text in enumerate(parts, 1):
+            write_text_atomic(folder / f"part-{number}.md", mask(text))
 
 
 def _write_report(path: str, text: str) -> None:
@@ -209,7 +223,8 @@ def _write_report(path: str, text: str) -> None:
     from reconciler.files import write_text_atomic
     from reconciler.mask import mask
 
-    write_text_atomic(Path(path), mask(text))
+    with _writing("the report to", path):
+        write_text_atomic(Path(path), mask(text))
 
 
 def _parse_targets(values: tuple[str, ...]) -> tuple[Any, ...]:
@@ -276,7 +291,8 @@ def plan(paths: tuple[str, ...], out: str | None, fmt: str, targets: tuple[str, 
         raise
     the_plan = result.plan
     if out:
-        write_text_atomic(Path(out), signed_plan_json(the_plan, tenant.api_key))
+        with _writing("the plan to", out):
+            write_text_atomic(Path(out), signed_plan_json(the_plan, tenant.api_key))
     parts = render.plan_markdown(the_plan)
     if fmt == "json":
         click.echo(render.plan_json(the_plan), nl=False)
@@ -461,13 +477,14 @@ def export_command(out_dir: str, kind_names: tuple[str, ...], name_prefixes: tup
 
     from reconciler import render
     from reconciler.export import Filters, export
+    from reconciler.state import fingerprint_key
     from reconciler.tenant import connect
 
     filters = Filters.parse(kind_names, name_prefixes, app_ids)
     with connect(base_url, api_key_env) as tenant:
         report = export(tenant.client, Path(out_dir), tenant_id=tenant.identity, filters=filters, force=force,
                         lock_timeout=_lock_timeout(lock_timeout), parallelism=parallelism,
-                        progress=lambda message: click.echo(message, err=True))
+                        digest_key=fingerprint_key(tenant.api_key), progress=lambda message: click.echo(message, err=True))
     click.echo(render.export_summary(report, os.environ), nl=False)
     problem = report.error()
     if problem is not None:

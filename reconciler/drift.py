@@ -1,8 +1,9 @@
 """Who moved: each difference of a plan classified against the last apply. Pure.
 
 At each apply the state file records, per object, a digest of the object as applied: one short
-hash per compared field, at the depth the plan compares fields ("inputs.include_filter", whole
-lists, whole schedules). An apply converges (the next plan shows no changes), so at that moment
+keyed hash per compared field (HMAC-SHA256, keyed like the secret fingerprints, so that the
+committed file cannot be used to test guesses of a value), at the depth the plan compares fields
+("inputs.include_filter", whole lists, whole schedules). An apply converges (the next plan shows no changes), so at that moment
 the digest is the fingerprint of both the desired and the live object, field by field. Later, a
 field whose live value no longer matches it was changed on the tenant; a field whose Git value
 no longer matches it is not yet applied; both, and both moved.
@@ -24,6 +25,7 @@ The classes, as plan, drift and their JSON name them:
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -59,26 +61,44 @@ TENANT_SIDE = frozenset({CHANGED_ON_TENANT, BOTH_MOVED, MISSING_ON_TENANT, STALE
 HASH_CHARS = 10  # 40 bits: the state file carries one per field; a chance collision only hides one difference
 
 
-def _hash(value: Any) -> str:
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:HASH_CHARS]
+def _hash(value: Any, key: bytes) -> str:
+    return hmac.new(key, canonical_json(value).encode(), hashlib.sha256).hexdigest()[:HASH_CHARS]
 
 
 Digest = Mapping[str, Any]  # field -> hash, or field -> {key -> hash} for a mapping compared key by key
 
 
-def digest(obj: Mapping[str, Any], atomic: Iterable[str] = ()) -> dict[str, Any]:
+def digest(obj: Mapping[str, Any], atomic: Iterable[str] = (), key: bytes = b"") -> dict[str, Any]:
     """One hash per field, at the paths ``diff.field_changes`` reports: a mapping key by key
     ("inputs" → one hash per input), the ``atomic`` top-level fields (schedules) and lists whole.
     What the state file records at an apply; secret values are never part of a canonical object,
     so never of a digest."""
     atomic = set(atomic)
     out: dict[str, Any] = {}
-    for key, value in obj.items():
-        if isinstance(value, dict) and value and key not in atomic:
-            out[str(key)] = {str(sub): _hash(inner) for sub, inner in value.items()}
+    for name, value in obj.items():
+        if isinstance(value, dict) and value and name not in atomic:
+            out[str(name)] = {str(sub): _hash(inner, key) for sub, inner in value.items()}
         else:
-            out[str(key)] = _hash(value)
+            out[str(name)] = _hash(value, key)
     return out
+
+
+NOT_COMPARED = "-"  # in a digest: a field the manifest's ignoreDifferences kept out of the comparison
+
+
+def not_compared(fields: dict[str, Any], paths: Iterable[str]) -> dict[str, Any]:
+    """A digest that also says which fields were not compared (ignored) at the apply: a difference
+    found there later cannot be put on either side."""
+    for path in paths:
+        head, _, rest = path.partition(".")
+        sub = rest.split(".")[0]
+        if not sub:
+            fields[head] = NOT_COMPARED
+        elif isinstance(fields.get(head), dict):
+            fields[head][sub] = NOT_COMPARED
+        elif head not in fields:
+            fields[head] = {sub: NOT_COMPARED}
+    return fields
 
 
 def _at(fields: Digest, path: str) -> str | None:
@@ -88,27 +108,37 @@ def _at(fields: Digest, path: str) -> str | None:
     if rest:
         value = value.get(rest) if isinstance(value, Mapping) else None
     if isinstance(value, Mapping):
-        return _hash(value)
+        return _hash(value, b"")  # the hashes below it, hashed: compared, never stored
     return None if value is None else str(value)
 
 
-def _now(obj: Mapping[str, Any] | None, path: str, atomic: Iterable[str]) -> str | None:
+def _now(obj: Mapping[str, Any] | None, path: str, atomic: Iterable[str], key: bytes) -> str | None:
     """The hash of one path of an object, as ``digest`` would have recorded it."""
     head = path.split(".")[0]
     if get_path(obj or {}, [head]) is MISSING:
         return None
-    return _at(digest({head: (obj or {})[head]}, atomic), path)
+    return _at(digest({head: (obj or {})[head]}, atomic, key), path)
+
+
+def _declared_only(path: str, patterns: Iterable[str]) -> bool:
+    """A path the kind compares only where the manifest declares it (``a`` or ``a.*``)."""
+    return any(path == p or (p.endswith(".*") and path.startswith(p[:-1])) for p in patterns)
 
 
 def classify(field: FieldChange, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None,
-             applied: Digest | None, atomic: Iterable[str] = ()) -> str:
+             applied: Digest | None, atomic: Iterable[str] = (), key: bytes = b"", declared_only: Iterable[str] = ()) -> str:
     """The class of one field difference between the live ``before`` and the desired ``after``
-    (canonical), given the digest recorded at the last apply (None: no record)."""
+    (canonical), given the digest recorded at the last apply (None: no record), its key, and the
+    kind's declared-only paths (not compared at all while the manifest leaves them out)."""
     if applied is None:
         return UNKNOWN
     recorded = _at(applied, field.path)
-    git_moved = _now(after, field.path, atomic) != recorded
-    live_moved = _now(before, field.path, atomic) != recorded
+    if recorded == NOT_COMPARED:
+        return UNKNOWN  # ignored at the last apply: nobody can say who moved
+    if recorded is None and _declared_only(field.path, declared_only):
+        return NOT_YET_APPLIED  # Git declares it now; its live value was not compared before
+    git_moved = _now(after, field.path, atomic, key) != recorded
+    live_moved = _now(before, field.path, atomic, key) != recorded
     if live_moved and git_moved:
         return BOTH_MOVED
     if live_moved:
@@ -145,6 +175,11 @@ def report(plan: Plan, *, checked_at: str | None = None) -> dict[str, Any]:
             "reason": change.reason, "origin": str(change.origin), "fields": fields,
             "run": change.key in runs,
         })
+    for name in plan.missing:
+        kind, _, rest = name.partition("/")
+        objects.append({"kind": kind, "name": rest, "action": "none", "classes": [MISSING_ON_TENANT],
+                        "reason": f"reconciler does not create {kind} objects: re-create it in Atlan, or remove its manifest",
+                        "origin": "", "fields": [], "run": False})
     summary = {c: sum(c in o["classes"] for o in objects) for c in ORDER}
     kinds_seen = sorted({c.key.kind for c in plan.changes})
     return {

@@ -109,7 +109,7 @@ def make_plan(
         manifests.resources,
         live.state,
         live.context,
-        records=records_of(tenant, state.recorded_by_others(tenant_id)),
+        records=records_of(tenant, state.recorded_by_others(tenant_id), fingerprint_key(api_key)),
         desired_fingerprints=desired_secret_fingerprints(manifests.resources, env, fingerprint_key(api_key)),
         ambiguous=live.ambiguous,
         excluded=rejected,

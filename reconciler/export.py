@@ -38,7 +38,7 @@ from reconciler.files import shown_path, write_text_atomic
 from reconciler.lock import state_lock
 from reconciler.model import Resource, ResourceKey
 from reconciler.plan import Action, Change, applied_digest, build_plan
-from reconciler.state import DEFAULT_STATE_FILE, TenantState, records_of
+from reconciler.state import DEFAULT_STATE_FILE, TenantState, recorded_digest, records_of
 from reconciler.validate import Project, online_checks, project_file_from, validate
 
 Progress = Callable[[str], None]
@@ -318,7 +318,7 @@ def _unescape(value: Any) -> Any:
 
 
 def verify(export: Export, live: Live, records: Mapping[str, Mapping[str, Any]], tenant: str = "",
-           now: str | None = None) -> None:
+           now: str | None = None, digest_key: bytes = b"") -> None:
     """Plan the exported documents against the same live objects, with their new records: each
     must be a no-op (what `reconciler plan` will say). Adds to each record what apply records of
     an unchanged object (the digest drift compares with, see ``drift``), and says why where a
@@ -331,7 +331,7 @@ def verify(export: Export, live: Live, records: Mapping[str, Mapping[str, Any]],
         export.refused[item.key] = f"the tenant's checks reject it: {rejected[item.key]}"
         del desired[item.key]
     adopted = {**{k: dict(v) for k, v in records.items()}, **{str(o.key): o.record for o in export.objects}}
-    the_plan = build_plan(desired, live.state, live.context, records=records_of(TenantState(adopted)),
+    the_plan = build_plan(desired, live.state, live.context, records=records_of(TenantState(adopted), digest_key=digest_key),
                           ambiguous=live.ambiguous, tenant=tenant)
     changes: dict[ResourceKey, list[Change]] = {}
     for change in the_plan.changes:
@@ -343,9 +343,8 @@ def verify(export: Export, live: Live, records: Mapping[str, Mapping[str, Any]],
             item.not_converging = "; ".join(f"{c.action.value}: {c.reason or ', '.join(f.path for f in c.fields)}"
                                             for c in found if c.action is not Action.NOOP) or "it is left out of the plan"
         else:
-            fields = applied_digest(found[0])
-            previous = item.record.get("applied")
-            if not isinstance(previous, dict) or previous.get("fields") != fields:
+            fields = applied_digest(found[0], digest_key)
+            if recorded_digest(item.record) != fields:
                 item.record["applied"] = {"fields": fields, "at": at}
 
 
@@ -411,7 +410,7 @@ def discover(client: ApiClient, filters: Filters) -> list[Resource]:
 
 
 def export(client: ApiClient, out: Path, *, tenant_id: str, filters: Filters = Filters(), force: bool = False,
-           lock_timeout: float = 0.0, parallelism: int | None = None,
+           lock_timeout: float = 0.0, parallelism: int | None = None, digest_key: bytes = b"",
            progress: Progress = lambda _message: None) -> ExportReport:
     """Read the tenant, write the manifests into ``out`` and record them in the project's state
     file, under its lock (one commit adopts them). Refuses, writing nothing, when a manifest
@@ -430,7 +429,7 @@ def export(client: ApiClient, out: Path, *, tenant_id: str, filters: Filters = F
         progress(f"Read {counts or 'nothing'}; writing manifests into {shown_path(out)} …")
         result = build(live, filters, records=tenant.resources, discovered=discovered,
                        others=state.recorded_by_others(tenant_id), declared=declared_in(project.root, out))
-        verify(result, live, tenant.resources, tenant_id)
+        verify(result, live, tenant.resources, tenant_id, digest_key=digest_key)
         report = ExportReport(out, result, state_file=state.path, project_root=project.root)
         different = [item.path.as_posix() for item in result.objects
                      if (out / item.path).exists() and _read(out / item.path) != item.text]

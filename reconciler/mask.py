@@ -39,9 +39,9 @@ def register(*values: Any) -> None:
         if added:
             forms = set()
             for secret in _secrets:
-                forms.add(secret)
-                forms.add(json.dumps(secret)[1:-1])
-                forms.add(json.dumps(secret, ensure_ascii=False)[1:-1])
+                shown = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+                cells = {form.replace("|", "\\|") for form in shown}  # as a markdown table cell shows it
+                forms |= shown | cells | {form.replace("\n", " ") for form in cells}
             _forms[:] = sorted(forms, key=len, reverse=True)
 
 

@@ -62,6 +62,7 @@ class ApplySettings:
     connection_qualified_name: str | None = None  # the connection to reuse (App)
     entrypoint: str | None = None  # as declared (App; None: the app's default)
     credential_guid: str | None = None  # a credentialRef given as a guid: sent as given (App)
+    ignored: tuple[str, ...] = ()  # ignoreDifferences: not compared, so not recorded as applied (drift)
 
     def to_dict(self) -> dict[str, Any]:
         """Only what is set, so that a plan file says no more than it must."""
@@ -76,6 +77,8 @@ class ApplySettings:
             out["entrypoint"] = self.entrypoint
         if self.credential_guid:
             out["credential_guid"] = self.credential_guid
+        if self.ignored:
+            out["ignored"] = list(self.ignored)
         return out
 
     @classmethod
@@ -85,11 +88,15 @@ class ApplySettings:
         refs = data.get("secret_refs") or {}
         if not isinstance(refs, Mapping):
             raise ValueError("settings.secret_refs must be a mapping")
+        ignored = data.get("ignored") or ()
+        if not isinstance(ignored, (list, tuple)):
+            raise ValueError("settings.ignored must be a list")
         return cls(secret_refs={str(k): str(v) for k, v in refs.items()},
                    prevent_destroy=bool(data.get("prevent_destroy", False)),
                    connection_qualified_name=_optional_str(data.get("connection_qualified_name")),
                    entrypoint=_optional_str(data.get("entrypoint")),
-                   credential_guid=_optional_str(data.get("credential_guid")))
+                   credential_guid=_optional_str(data.get("credential_guid")),
+                   ignored=tuple(str(p) for p in ignored))
 
 
 def _optional_str(value: Any) -> str | None:
@@ -163,12 +170,13 @@ def compared_whole(kind: kinds.Kind) -> tuple[str, ...]:
     return tuple(name for name in (kind.schedule_list, kind.schedule_single) if name)
 
 
-def applied_digest(change: Change) -> dict[str, Any]:
+def applied_digest(change: Change, key: bytes) -> dict[str, Any]:
     """What apply records once a change is applied: the digest of each compared field of the
     object as it now is on both sides (see ``drift``)."""
     if change.baseline is not None:
         return dict(change.baseline)
-    return drift.digest(change.after or {}, compared_whole(kinds.get(change.key.kind)))
+    return drift.not_compared(drift.digest(change.after or {}, compared_whole(kinds.get(change.key.kind)), key),
+                              change.settings.ignored)
 
 
 @dataclass(frozen=True)
@@ -185,6 +193,9 @@ class Plan:
     adopt_schedules: bool = False  # attach declared schedules even where the tenant's are unknown
     project_name: str = ""  # metadata.name of reconciler.yaml
     state_serial: str = ""  # digest of the project's records the plan was made from
+    # Objects applied once, deleted on the tenant since, that reconciler cannot create (a Workflow's
+    # template): nothing to plan, but drift reports them as missing.
+    missing: tuple[str, ...] = ()
     format_version: int = PLAN_FORMAT_VERSION
 
     def waits_for_prune(self, change: Change) -> bool:
@@ -222,6 +233,7 @@ class Plan:
             "adopt_schedules": self.adopt_schedules,
             "project_name": self.project_name,
             "state_serial": self.state_serial,
+            "missing": list(self.missing),
             "diagnostics": [d.to_dict() for d in self.diagnostics],
         }
 
@@ -242,6 +254,7 @@ class Plan:
             adopt_schedules=bool(data.get("adopt_schedules", False)),
             project_name=data.get("project_name", ""),
             state_serial=data.get("state_serial", ""),
+            missing=tuple(str(k) for k in data.get("missing") or ()),
             diagnostics=tuple(Diagnostic.from_dict(d) for d in data.get("diagnostics") or ()),
             format_version=version,
         )
@@ -261,8 +274,9 @@ class Records:
     # Objects other projects sharing the state file record: never this project's, prefix or not.
     others: frozenset[ResourceKey] = frozenset()
     serial: str = ""  # digest of the records, carried by the plan (see state.records_serial)
-    # Per object, the digest of each compared field at its last apply (see ``drift``).
+    # Per object, the digest of each compared field at its last apply (see ``drift``), and its key.
     applied: Mapping[ResourceKey, Mapping[str, Any]] = field(default_factory=dict)
+    digest_key: bytes = b""
 
 
 def build_plan(
@@ -309,13 +323,19 @@ def build_plan(
                                    hint="Delete or rename the duplicates on the tenant."))
     skip = set(ambiguous or {}) | set(excluded)
     changes: list[Change] = []
+    missing: list[ResourceKey] = []
     for kind in kinds.by_rank():
         names = {k for k in (*desired, *live) if k.kind == kind.kind} - skip
         for key in sorted(names):
             if targets and key not in targets:
                 continue
             want, have = desired.get(key), live.get(key)
-            if want is not None and have is None:
+            if want is not None and have is None and not kind.creatable and key in records.applied:
+                missing.append(key)  # applied once, deleted on the tenant since: drift's to report
+                notes.append(Diagnostic.at(want.origin, "RC114", f"{key} was deleted on the tenant since the last apply, "
+                                           f"and reconciler does not create {kind.kind} objects", column=1, severity="warning",
+                                           hint="Re-create it in Atlan (then declare its new name), or remove its manifest."))
+            elif want is not None and have is None:
                 changes.extend(_create(want, kind, ctx, records, notes))
             elif want is None and have is not None:
                 if not kind.deletable:
@@ -340,7 +360,7 @@ def build_plan(
     return Plan(changes=tuple(changes), tenant=tenant, created_at=created, prune=prune,
                 targets=tuple(str(t) for t in targets), unmanaged=unmanaged, diagnostics=tuple(sorted(notes)),
                 state_file=state_file, project=project, adopt_schedules=adopt_schedules, project_name=project_name,
-                state_serial=records.serial)
+                state_serial=records.serial, missing=tuple(str(k) for k in missing))
 
 
 def _origin(desired: State, key: ResourceKey) -> SourceRef:
@@ -417,12 +437,13 @@ def _create(want: Resource, kind: kinds.Kind, ctx: Context, records: Records, no
         return []
     after = canonical(want, as_declared(ctx))
     # Drift compares later plans with the object as the tenant will hold it: defaults filled in.
-    held, _ = masked(canonical(want, ctx), {}, kind.declared_only, want.spec.get("ignoreDifferences") or ())
-    gone = want.key in records.managed  # recorded by an apply (or an export): it was there
-    out = [Change(Action.CREATE, want.key, None, after, origin=want.origin, settings=kind.settings(want),
+    settings = kind.settings(want)
+    held, _ = masked(canonical(want, ctx), {}, kind.declared_only, settings.ignored)
+    gone = want.key in records.applied  # an apply (or an export) recorded it as it was there
+    out = [Change(Action.CREATE, want.key, None, after, origin=want.origin, settings=settings,
                   reason="deleted on the tenant since the last apply" if gone else "not on the tenant",
                   drift=(drift.MISSING_ON_TENANT if gone else drift.NOT_YET_APPLIED,),
-                  baseline=drift.digest(held, compared_whole(kind)))]
+                  baseline=drift.not_compared(drift.digest(held, compared_whole(kind), records.digest_key), settings.ignored))]
     if runs_after(want, "onCreate"):
         out.append(Change(Action.RUN, want.key, reason="run.onCreate", origin=want.origin))
     return out
@@ -467,7 +488,8 @@ def _compare(want: Resource, have: Resource, kind: kinds.Kind, ctx: Context, rec
     after, before = masked(canonical(want, ctx), canonical(have, ctx), kind.declared_only, ignore)
     atomic = compared_whole(kind)
     applied = records.applied.get(want.key)
-    fields = [replace(f, cause=drift.classify(f, before, after, applied, atomic)) for f in field_changes(before, after, atomic)]
+    fields = [replace(f, cause=drift.classify(f, before, after, applied, atomic, records.digest_key, kind.declared_only))
+              for f in field_changes(before, after, atomic)]
     moved, moved_reason = kind.tenant_moved(want, have)
     moved = [replace(f, cause=drift.STALE_SCHEDULE) for f in moved
              if not any(f.path == p or f.path.startswith(p + ".") for p in ignore)]

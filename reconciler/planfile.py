@@ -46,7 +46,7 @@ def read_saved_plan(path: str, *, api_key: str, tenant_id: str, max_age: float =
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise ApplyError(f"{path} is not a reconciler plan: {exc}",
                          hint="Make one with `reconciler plan PATH --out plan.json`.") from None
     if not mac_matches(data, fingerprint_key(api_key)):

@@ -43,6 +43,12 @@ def diagnostic_block(d: Diagnostic) -> str:
     return diagnostic_line(d) + "\n" + (f"    hint: {d.hint}\n" if d.hint else "")
 
 
+def _cell(text: str) -> str:
+    """Text inside a markdown table cell: its pipes escaped (the masking step knows this form of
+    every secret), on one line."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
 def diagnostics_markdown(diagnostics: Iterable[Diagnostic]) -> str:
     """The problems that stopped a command, as a pull-request comment shows them."""
     items = sorted(diagnostics)
@@ -52,7 +58,7 @@ def diagnostics_markdown(diagnostics: Iterable[Diagnostic]) -> str:
     for d in items:
         where = f"{d.file}:{d.line}:{d.column}" if d.file else ""
         problem = (d.message + (f" (at `{d.path}`)" if d.path else "") + (f"<br>hint: {d.hint}" if d.hint else ""))
-        lines.append(f"| {'❌' if d.is_error else '⚠️'} | `{where}` | `{d.code}` | {problem.replace('|', '/')} |")
+        lines.append(f"| {'❌' if d.is_error else '⚠️'} | `{where}` | `{d.code}` | {_cell(problem)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -335,7 +341,7 @@ def plan_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> list[str]:
         table = ["| | Object | Action | Why |", "|---|---|---|---|"]
         for c in rows:
             action = c.action.value + (" (needs `--prune`)" if plan.waits_for_prune(c) else "")
-            table.append(f"| {ICON[c.action.value]} | `{c.key}` | {action} | {c.reason.replace('|', '/')} |")
+            table.append(f"| {ICON[c.action.value]} | `{c.key}` | {action} | {_cell(c.reason)} |")
         blocks.append("\n".join(table) + "\n")
         for c in rows:
             # In a ```diff block "!" marks a changed line; "+" and "-" already mean what they mean here.
@@ -411,7 +417,7 @@ def drift_text(data: Mapping[str, Any]) -> str:
     """The drift report (``drift.report``) for a terminal or a log."""
     lines = [_drift_title(data) + f" (checked {data['checked_at']})", ""]
     for o in data["objects"]:
-        lines.append(f"{GUTTER[o['action']]} {o['kind']}/{o['name']} ({o['action']}): {_class_words(o['classes'])}")
+        lines.append(f"{GUTTER.get(o['action'], '!')} {o['kind']}/{o['name']} ({o['action']}): {_class_words(o['classes'])}")
         if o["reason"] and o["reason"] not in ("differs from the manifest", _class_words(o["classes"])):
             lines.append(f"    {o['reason']}")
         for f in o["fields"]:
@@ -439,7 +445,7 @@ def drift_markdown(data: Mapping[str, Any], *, limit: int = MARKDOWN_LIMIT) -> s
                 live = f"`{_value(f['live'])}`" if f["path"] else ""
                 cells = [f"`{o['kind']}/{o['name']}`", o["action"], _class_words([f["class"]]), f"`{f['path']}`" if f["path"] else "",
                          git, live]
-                lines.append("| " + " | ".join(c.replace("|", "/").replace("\n", " ") for c in cells) + " |")
+                lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         lines.append("")
         lines.append(f"By class: {_drift_summary(data)}.")
     lines += ["", *_drift_notes(data)]
@@ -588,7 +594,7 @@ def report_markdown(report: ApplyReport) -> str:
         if o.change.action.value == "no-op" and not o.message and o.status.value == "applied":
             continue
         verb = DONE[o.change.action.value] if o.status.value == "applied" else STATUS_WORD[o.status.value]
-        detail = (f"run `{o.run_id}`: {o.run_status}. " if o.run_id else "") + o.message.replace("|", "/")
+        detail = (f"run `{o.run_id}`: {o.run_status}. " if o.run_id else "") + _cell(o.message)
         lines.append(f"| {MARK[o.status.value]} | `{o.change.key}` | {verb} | {detail} |")
     return "\n".join(lines) + "\n"
 

@@ -97,7 +97,7 @@ class StateFile:
             return state
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise ReconcilerError(f"state file {path} cannot be read: {exc}",
                                   hint="Restore it from Git, or move it aside: objects are re-discovered by name.") from exc
         fmt = data.get("format") if isinstance(data, dict) else None
@@ -247,9 +247,18 @@ def describe_intent(intent: Mapping[str, Any]) -> str:
     return f"{intent.get('action')} of {intent.get('at')}"
 
 
-def records_of(tenant: TenantState, others: frozenset[ResourceKey] = frozenset()) -> Records:
+def recorded_digest(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The digest an apply recorded of an object (see ``drift``); None when there is none, or what
+    is there is not one (a hand-edited file costs the classes of drift, never an apply)."""
+    applied = record.get("applied")
+    fields = applied.get("fields") if isinstance(applied, dict) else None
+    return fields if isinstance(fields, dict) else None
+
+
+def records_of(tenant: TenantState, others: frozenset[ResourceKey] = frozenset(), digest_key: bytes = b"") -> Records:
     """What the planner needs of one project's records of one tenant; ``others``: what the other
-    projects sharing the file record for that tenant (never this project's to claim)."""
+    projects sharing the file record for that tenant (never this project's to claim);
+    ``digest_key``: what the recorded digests were keyed with (the fingerprint key)."""
     keys = {k: ResourceKey(*k.split("/", 1)) for k in tenant.resources}
     return Records(
         managed=frozenset(keys.values()),
@@ -259,8 +268,8 @@ def records_of(tenant: TenantState, others: frozenset[ResourceKey] = frozenset()
         pending_runs=frozenset(keys[k] for k, r in tenant.resources.items() if r.get("runPending")),
         others=others - frozenset(keys.values()),
         serial=records_serial(tenant),
-        applied={keys[k]: r["applied"]["fields"] for k, r in tenant.resources.items()
-                 if isinstance(r.get("applied"), dict) and isinstance(r["applied"].get("fields"), dict)},
+        applied={keys[k]: fields for k, r in tenant.resources.items() if (fields := recorded_digest(r)) is not None},
+        digest_key=digest_key,
     )
 
 

@@ -142,7 +142,8 @@ class Kind:
         from reconciler.plan import ApplySettings
 
         return ApplySettings(secret_refs=self.secret_refs(want.spec),
-                             prevent_destroy=bool((want.spec.get("lifecycle") or {}).get("preventDestroy")))
+                             prevent_destroy=bool((want.spec.get("lifecycle") or {}).get("preventDestroy")),
+                             ignored=tuple(str(p) for p in want.spec.get("ignoreDifferences") or ()))
 
     def secret_refs(self, spec: Mapping[str, Any]) -> dict[str, str]:
         refs = {name: str(spec[name]) for name in self.secret_paths if name in spec}

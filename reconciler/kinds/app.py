@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -121,11 +122,9 @@ class AppKind(Kind):
         return out
 
     def settings(self, want: Resource) -> ApplySettings:
-        base = super().settings(want)
         ref = want.spec.get("credentialRef")
-        return ApplySettings(
-            secret_refs=base.secret_refs,
-            prevent_destroy=base.prevent_destroy,
+        return dataclasses.replace(
+            super().settings(want),
             connection_qualified_name=(want.spec.get("connection") or {}).get("qualifiedName") or None,
             entrypoint=want.spec.get("entrypoint"),
             # A guid given in the manifest is sent as given, never looked up again by name.
@@ -247,11 +246,18 @@ class AppKind(Kind):
             # Unchanged, or only its schedules change: they are triggers, attached apart from the app;
             # saving the app again would publish a version the plan did not show.
             slug = str(live.server["slug"]) if live else str(record.get("slug"))
-            if change.action is Action.UPDATE and ops.run_planned(key):
+            owed = change.action is Action.UPDATE and ops.run_planned(key)
+            if owed:
                 ops.amend(key, runPending=True)  # owed from before the first trigger moves (see ``owing_run``)
-            return _sync(change, ops, slug, live.server.get("version") if live else None,
-                         live.server.get("schedules") if live else record.get("schedules"),
-                         live.server.get("schedules_source") if live else "state")
+            try:
+                return _sync(change, ops, slug, live.server.get("version") if live else None,
+                             live.server.get("schedules") if live else record.get("schedules"),
+                             live.server.get("schedules_source") if live else "state")
+            except ApiError as exc:
+                moved = ops.record(key).get("schedules") != record.get("schedules") or exc.outcome_unknown
+                if owed and not moved:  # refused before any trigger moved: nothing changed, nothing to run
+                    ops.amend(key, runPending=record.get("runPending"))
+                raise
         inputs = wire_inputs(dict(after.get("inputs") or {}), contract)
         ref = after.get("credentialRef")
         guid = (ops.id_of(ResourceKey("Credential", str(ref))) or change.settings.credential_guid or ref) if ref else None

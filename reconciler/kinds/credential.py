@@ -98,6 +98,8 @@ class CredentialKind(Kind):
         return Outcome(change, Status.APPLIED, "secrets recorded" if change.action is Action.NOOP else "")
 
     exportable = True
+    unseen = ("Credential secrets changed in Atlan cannot be seen: the API never returns them, so a rotation is found only "
+              "by comparing the environment's values with those last applied")
 
     def export_spec(self, live: Resource, ctx: Context, ref: Callable[[str, str], str],
                     record: Mapping[str, Any]) -> dict[str, Any]:

@@ -79,7 +79,7 @@ def test_classes_follow_who_moved(applied: dict[str, Any], live: dict[str, Any],
     recorded = drift.digest(applied, ATOMIC)
     for f in field_changes(live, git, ATOMIC):
         cls = drift.classify(f, live, git, recorded, ATOMIC)
-        live_same = drift._now(live, f.path, ATOMIC) == drift._now(applied, f.path, ATOMIC)
-        git_same = drift._now(git, f.path, ATOMIC) == drift._now(applied, f.path, ATOMIC)
+        live_same = drift._now(live, f.path, ATOMIC, b"") == drift._now(applied, f.path, ATOMIC, b"")
+        git_same = drift._now(git, f.path, ATOMIC, b"") == drift._now(applied, f.path, ATOMIC, b"")
         assert cls == {(False, True): drift.CHANGED_ON_TENANT, (True, False): drift.NOT_YET_APPLIED,
                        (False, False): drift.BOTH_MOVED}[(live_same, git_same)]
