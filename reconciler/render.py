@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -126,13 +127,19 @@ def _describe(prop: Mapping[str, Any]) -> str:
     return "; ".join(p for p in parts if p)
 
 
+def name_stem(app_id: str) -> str:
+    """What a skeleton names an app's credential and connection after: its app id without the
+    vendor prefix and the crawler/miner suffix, in lower case (atlan-mysql: mysql)."""
+    return re.sub(r"^atlan-|-(crawler|miner)$", "", app_id.lower())
+
+
 def contract_skeleton(app: Mapping[str, Any], contract: Mapping[str, Any], entrypoint: str | None) -> str:
     """A commented App manifest for an app, from its live input contract: required inputs first
     (to fill in), then every optional one commented out with its default."""
     from reconciler.kinds.app import PLUMBING  # an App skeleton: the App kind's facts
 
     app_id = str(app.get("app_id"))
-    connector = app_id.split("-")[0]
+    connector = name_stem(app_id)
     properties: Mapping[str, Any] = contract.get("properties") or {}
     required = [k for k in contract.get("required") or [] if k not in PLUMBING]
     optional = [k for k in properties if k not in PLUMBING and k not in required]
@@ -142,7 +149,7 @@ def contract_skeleton(app: Mapping[str, Any], contract: Mapping[str, Any], entry
         "apiVersion: reconciler/v1",
         "kind: App",
         "metadata:",
-        f"  name: my-{app_id}  # the workflow's display name on the tenant (its identity)",
+        f"  name: my-{app_id.lower()}  # the workflow's display name on the tenant (its identity)",
         "spec:",
         f"  appId: {app_id}",
     ]

@@ -35,10 +35,10 @@ def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.
 @pytest.mark.parametrize("app_id", APPS)
 def test_skeleton_validates_as_is_and_with_every_option_uncommented(app_id: str, client: ApiClient, tmp_path: Path) -> None:
     info = client.describe_app(app_id)
-    entrypoint = info["entrypoints"][0]["name"]
+    entrypoint = next((e["name"] for e in info["entrypoints"]), None)  # many apps have only the default slot
     contract = client.get_input_contract(app_id, entrypoint)
     skeleton = render.contract_skeleton(info, contract, entrypoint)
-    connector = app_id.split("-")[0]
+    connector = render.name_stem(app_id)
     optional = [line for line in skeleton.splitlines() if re.match(r"^    # \w+: ", line)]
     assert len(optional) == len([k for k in contract["properties"] if k not in PLUMBING])
 

@@ -6,6 +6,38 @@ Modules: ``catalogue`` (apps, input contracts, seeded legacy templates, roles), 
 and persistence), ``apps`` / ``credentials`` / ``legacy`` (the API), ``search`` (the index-search
 subset), ``faults`` (latency, faults, rate limit), ``server`` (HTTP, auth, introspection).
 
+The apps: every app id the official SDK (pyatlan) has a typed builder for, with an input
+contract derived from what that builder sends, from ``catalogue_sdk.py``, a module generated
+from the installed SDK and committed (the sandbox never imports the SDK). Regenerate it after
+upgrading pyatlan with ``python -m reconciler.sandbox.generate_catalogue`` (``--check`` to only
+compare); ``catalogue`` says which contracts are kept by hand instead and why.
+
+Where the SDK (pyatlan 11.6) contradicts ATLAN_API.md, the sandbox follows the SDK:
+
+* §2.3 says ``inputs`` go out as ``AppInput.to_inputs()`` (``exclude_none``) and that with an
+  agent no ``credential_guid`` is sent. But ``AppClient.create`` and ``update`` are wrapped in
+  pydantic's ``validate_arguments``, which turns a builder's Inputs model into a plain dict before
+  ``to_inputs()`` runs: every unset ``Optional`` goes out as ``null`` (``agent_json: null`` in
+  direct mode, ``credential_guid: null`` with an agent, Kafka Confluent's
+  ``include_cloud_metrics``). Contracts accept those nulls; a direct-mode ``credential_guid`` must
+  still be a string. (The keys are still the snake_case field names; ``preview()`` shows no nulls.)
+* §2.2 says object-valued settings are declared as strings holding JSON. Several builders send
+  objects: Databricks' ``include_filter``/``exclude_filter`` (a hidden ``{}`` default, hierarchies
+  from ``asset_selection``) and ``sql_warehouse`` (default ``{}``); the ``Dict`` filters of Anaplan,
+  Metabase, Redash and Knowledge Catalog (default ``{}``); Power BI's ``odbc_dsn_config_mapping``.
+  Those are declared ``object`` (or string-or-object). SnowflakeCrawler's filter setters also
+  forward a mapping unencoded, but the hand-written Snowflake contract keeps §2.2's JSON strings
+  (and the SDK generator's own note says such fields take a string or an array).
+* §2.1 shows named entrypoints. 15 SDK apps have none (``_ENTRYPOINT = ""``, e.g. ``atlan-mysql``,
+  ``atlan-dbt``, ``atlan-tableau``): describe lists ``entrypoints: []``, the contract sits at the
+  default slot, and the builders omit ``entrypoint``.
+* App ids are not all lower case: the SDK's Kafka apps are ``Kafka-apache`` and
+  ``Kafka-confluent``.
+* "true"/"false" toggle strings (§2.2: "some CloudSQL/AlloyDB toggles") are common: Athena,
+  Postgres, Databricks, Redash, Teradata, Oracle, Power BI, CSA export, Snowflake Miner's hidden
+  defaults. Teradata Miner's ``miner_start_time_epoch`` is typed ``str`` but its default goes out
+  as the integer ``0``; its contract takes both.
+
 Choices made where ATLAN_API.md says the real server's behaviour is unknown [?]:
 
 * Errors: every error body is a JSON object with ``code`` and ``message``; field-level problems
@@ -13,20 +45,25 @@ Choices made where ATLAN_API.md says the real server's behaviour is unknown [?]:
   ``inputs.include_filter``. Contract violations are 400. The one exception is the duplicate-name
   409 on App create, which carries no code key (as the real server, §2.4).
 * Unknown or empty entrypoint: 400 ``{"code": 1003, "message": "unknown entrypoint … (1003)"}``,
-  on create, update and ``GET v1/apps/{id}/inputs``. An app with no native contract answers 404
-  on ``inputs`` (``tableau-crawler`` in the catalogue).
+  on create, update and ``GET v1/apps/{id}/inputs``; an omitted one is the app's default (for an
+  app without named entrypoints, its only contract). An app with no native contract answers 404
+  on ``inputs`` and describes itself with ``native_ready: false`` and no ``execution_mode`` or
+  ``app_service_url`` (the value a non-native app reports is unknown): ``tableau-crawler``, a
+  sandbox-only id kept as the example.
 * ``credential`` is not a declared contract property; it is recognised by shape on create *and*
   update and vaulted into a new credential record (so a raw credential on update rotates the
   guid). The issued guid goes in ``credential_guid`` and on
   ``connection.attributes.defaultCredentialGuid``. A non-empty ``credential_guid`` must name an
-  existing credential. On update, ``credential_guid: ""`` keeps the stored credential, unless the
+  existing credential, and so must a named credential field (dbt's ``api_credential_guid``,
+  which the SDK vaults through the Credentials API before the create, not by shape). On update, ``credential_guid: ""`` keeps the stored credential, unless the
   connection carries a different ``defaultCredentialGuid``: that switches to it (and the stored
   ``credential_guid`` becomes ""). Contracts reject unknown input keys (``additionalProperties: false``).
 * JSON-string fields are declared ``type: string`` with ``contentMediaType: application/json``
   and must hold valid JSON. On read, ``control_config`` (and Snowflake's ``asset_selection``) come
-  back parsed as objects; the include/exclude filters come back as the strings they were.
-* ``GET v1/app/{slug}`` and list items return ``slug, name, version, owner, app_id, entrypoint,
-  created_at, updated_at`` and ``dag.extract.inputs.{app_id, args}`` plus ``dag.publish``; no
+  back parsed as objects, Standard Lineage's ``cross_connection_qualified_names`` as a list; the
+  include/exclude filters come back as the strings they were.
+* ``GET v1/app/{slug}`` and list items return ``slug, name, version, owner, app_id, entrypoint``
+  (left out for an app without named entrypoints), ``created_at, updated_at`` and ``dag.extract.inputs.{app_id, args}`` plus ``dag.publish``; no
   top-level ``inputs``. ``version`` is the epoch second of the change, bumped by at least one on
   every update.
 * List: ordered by creation; ``limit`` defaults to 50 and is clamped to 200; ``cursor`` is an

@@ -61,8 +61,10 @@ def _resolve_contract(spec: catalogue.AppSpec, body: dict[str, Any]) -> tuple[st
     """The entrypoint and contract a create/update body addresses; an empty or unknown entrypoint is 1003."""
     entrypoint = body.get("entrypoint")
     if entrypoint is None:
-        entrypoint = spec.default_entrypoint
-    if not isinstance(entrypoint, str) or entrypoint not in spec.contracts or spec.contracts[entrypoint] is None:
+        entrypoint = spec.default_entrypoint  # "" for an app whose contract sits at the default slot
+    elif not isinstance(entrypoint, str) or not entrypoint:
+        raise _unknown_entrypoint(spec.app_id, str(entrypoint))  # an empty entrypoint names none (ATLAN_API §2.2)
+    if entrypoint not in spec.contracts or spec.contracts[entrypoint] is None:
         raise _unknown_entrypoint(spec.app_id, str(entrypoint))
     contract = spec.contracts[entrypoint]
     assert contract is not None
@@ -118,12 +120,13 @@ def _prepare_inputs(ctx: Any, spec: catalogue.AppSpec, entrypoint: str, contract
         causes = _field_causes(spec, entrypoint, contract, inputs)
     if raw_credential is not None and not isinstance(raw_credential, dict):
         causes.append({"errorType": "type", "errorMessage": "credential must be an object", "location": "inputs.credential"})
-    guid = inputs.get("credential_guid")
-    if isinstance(guid, str) and guid:
-        entry = ctx.store.data["credentials"].get(guid)
-        if entry is None or entry["archived"]:
-            causes.append({"errorType": "reference", "errorMessage": f"credential {guid!r} does not exist",
-                           "location": "inputs.credential_guid"})
+    for key in sorted({"credential_guid", *spec.credential_fields}):
+        guid = inputs.get(key)
+        if isinstance(guid, str) and guid:
+            entry = ctx.store.data["credentials"].get(guid)
+            if entry is None or entry["archived"]:
+                causes.append({"errorType": "reference", "errorMessage": f"credential {guid!r} does not exist",
+                               "location": f"inputs.{key}"})
     if causes:
         fields = ", ".join(sorted({c["location"] for c in causes}))
         raise bad_request(f"inputs do not match the input contract of {spec.app_id}/{entrypoint}: {fields}", causes=causes)
@@ -180,7 +183,7 @@ def render_app(ctx: Any, record: dict[str, Any]) -> dict[str, Any]:
         "version": record["version"],
         "owner": record["owner"],
         "app_id": record["app_id"],
-        "entrypoint": record["entrypoint"],
+        **({"entrypoint": record["entrypoint"]} if record["entrypoint"] else {}),
         "created_at": runs.iso(record["created_at"]),
         "updated_at": runs.iso(record["updated_at"]),
         "dag": {
@@ -306,20 +309,22 @@ def _attach(ctx: Any, record: dict[str, Any], cron_expr: str, timezone: str) -> 
 @router.route("GET", "v1/apps/{app_id}")
 def describe_app(ctx: Any, req: Request, app_id: str) -> dict[str, Any]:
     spec = _app_spec(app_id)
-    return {
-        "app_id": spec.app_id,
-        "name": spec.name,
-        "native_ready": spec.native_ready,
-        "execution_mode": "native",
-        "app_service_url": f"http://{spec.app_id}.apps.svc.cluster.local",
-        "entrypoints": [{"name": ep} for ep in spec.contracts],
-    }
+    out: dict[str, Any] = {"app_id": spec.app_id, "name": spec.name, "native_ready": spec.native_ready}
+    if spec.native_ready:  # an app the App API cannot run has no native execution mode or service
+        out["execution_mode"] = "native"
+        out["app_service_url"] = f"http://{spec.app_id.lower()}.apps.svc.cluster.local"
+    out["entrypoints"] = [{"name": ep} for ep in spec.contracts if ep]  # not the unnamed default slot
+    return out
 
 
 @router.route("GET", "v1/apps/{app_id}/inputs")
 def input_contract(ctx: Any, req: Request, app_id: str) -> dict[str, Any]:
     spec = _app_spec(app_id)
-    entrypoint = req.params.get("entrypoint") or spec.default_entrypoint
+    entrypoint = req.params.get("entrypoint")
+    if entrypoint is None:
+        entrypoint = spec.default_entrypoint
+    elif not entrypoint:
+        raise _unknown_entrypoint(app_id, entrypoint)
     if entrypoint not in spec.contracts:
         raise _unknown_entrypoint(app_id, entrypoint)
     contract = spec.contracts[entrypoint]

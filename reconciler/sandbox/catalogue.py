@@ -1,16 +1,49 @@
 """The sandbox's fixed data: marketplace apps with their input contracts, seeded legacy
-templates and the default roles.
+templates and the default roles. Takes nothing, returns plain data; no I/O.
 
-The contracts are built from the SDK's generated per-app builders (pyatlan 11.6
-``model/apps/<app>.py``: the ``…Inputs`` fields with their defaults, plus ``_HIDDEN_DEFAULTS``),
-in the JSON-Schema style pydantic emits, so whatever those builders send is accepted. Filter
-and config fields are JSON *strings*, as on the real server. Takes nothing, returns plain
-data; no I/O.
+Where the apps come from:
+
+* **Every app id the official SDK has a typed builder for** (pyatlan's ``model/apps/*.py``: 38
+  in pyatlan 11.6), from ``catalogue_sdk.py``. That module is generated from the installed SDK
+  by ``python -m reconciler.sandbox.generate_catalogue`` and committed, so the package never
+  needs the SDK at run time. The generator drives each builder's ``create()`` offline and
+  records what it *sends*: wire keys (field names, never the hyphenated aliases), defaults with
+  the hidden ones the UI submits, JSON types, the enums of ``Literal``/``bool`` setters,
+  JSON-string filters, named credential fields (its docstring has the rules). After upgrading
+  pyatlan, regenerate and read the diff; ``tests/test_catalogue.py`` fails while the committed
+  module differs from what the installed SDK of the recorded version generates.
+* **Two hand-written contracts** that replace the generated ones of the same (real) ids:
+  ``bigquery-crawler`` is richer than what the SDK's hand-written BigqueryCrawler lets the
+  generator see (UI titles, the control-config enum, ``minimum`` bounds), and tests and golden
+  plans rely on ``snowflake-crawler``'s JSON-string filters and asset selection. Both accept
+  what their builders send, except that SnowflakeCrawler's ``include_metadata``,
+  ``exclude_metadata`` and ``asset_selection`` forward a mapping unencoded, which these JSON-string
+  fields refuse (pass a JSON string). ``postgres-crawler`` and ``snowflake-miner`` used to be
+  hand-written too and are now generated (the old Snowflake Miner contract's ``s3`` extraction
+  method is gone: no builder sends it).
+* One app that is **not runnable** through the App API, ``tableau-crawler``: described with
+  ``native_ready: false`` and no ``execution_mode`` or ``app_service_url``, its input contract is
+  404. It is a sandbox fixture, not a real id (the SDK's Tableau app is ``atlan-tableau``, which is
+  native and generated like the others), kept because tests need one app without a native
+  contract.
+
+Each contract is the generated (or hand-written) properties inside one frame: the plumbing
+(``connection``, ``connection_qualified_name``, ``extraction_method``, ``credential_guid``,
+``agent_json``), ``required: [connection]`` with the credential rule (direct: a non-null
+``credential_guid`` string; agent: ``agent_json``, and the null ``credential_guid`` the SDK sends),
+no unknown keys, and the ``ConnectionEntity`` ``$defs``. An app the SDK builds without a named
+entrypoint (``_ENTRYPOINT = ""``, 15 of them: the builder omits ``entrypoint``) has its contract
+at the default slot, keyed ``""`` here, and describe lists no entrypoint for it, as the SDK's
+generator found on the tenant it read.
+
+``APPS`` is built on first use, once per process (about 10 ms).
 """
 
 from __future__ import annotations
 
 import copy
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,21 +93,12 @@ def _json_string(title: str, default: str) -> dict[str, Any]:
     return {"title": title, "type": "string", "default": default, "contentMediaType": "application/json"}
 
 
-def _toggle_string(title: str, default: str) -> dict[str, Any]:
-    """A boolean the server wants as the string "true"/"false" (a real boolean is rejected)."""
-    return {"title": title, "type": "string", "enum": ["true", "false"], "default": default}
-
-
 def _boolean(title: str, default: bool) -> dict[str, Any]:
     return {"title": title, "type": "boolean", "default": default}
 
 
 def _integer(title: str, default: int, minimum: int = 0) -> dict[str, Any]:
     return {"title": title, "type": "integer", "default": default, "minimum": minimum}
-
-
-def _number(title: str, default: float, minimum: float = 0) -> dict[str, Any]:
-    return {"title": title, "type": "number", "default": default, "minimum": minimum}
 
 
 def _plumbing(extraction_methods: list[str], default_method: str) -> dict[str, Any]:
@@ -86,7 +110,8 @@ def _plumbing(extraction_methods: list[str], default_method: str) -> dict[str, A
         },
         "connection_qualified_name": {"title": "Connection Qualified Name", "type": "string"},
         "extraction_method": _string("Extraction Method", default_method, extraction_methods),
-        "credential_guid": {"title": "Credential Guid", "type": "string"},
+        # A string in direct mode (see _CREDENTIAL_RULE); the SDK's builders send null with an agent.
+        "credential_guid": {"title": "Credential Guid", "type": ["string", "null"]},
         "agent_json": {
             "title": "Agent Json",
             "anyOf": [{"type": "object"}, {"type": "string"}, {"type": "null"}],
@@ -95,11 +120,12 @@ def _plumbing(extraction_methods: list[str], default_method: str) -> dict[str, A
     }
 
 
-# Direct extraction needs the (possibly empty) credential_guid string; agent extraction needs agent_json.
+# Direct extraction needs the (possibly empty) credential_guid string, never null (ATLAN_API §2.2);
+# agent extraction needs agent_json, and takes the null credential_guid the SDK's create() sends.
 _CREDENTIAL_RULE = {
     "if": {"properties": {"extraction_method": {"const": "agent"}}, "required": ["extraction_method"]},
     "then": {"required": ["agent_json"]},
-    "else": {"required": ["credential_guid"]},
+    "else": {"required": ["credential_guid"], "properties": {"credential_guid": {"type": "string"}}},
 }
 
 
@@ -118,7 +144,8 @@ def _contract(properties: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class AppSpec:
-    """One marketplace app. ``contracts`` maps entrypoint → input contract (None: no contract)."""
+    """One marketplace app. ``contracts`` maps entrypoint → input contract (None: no contract); the
+    entrypoint ``""`` is the default slot of an app without named entrypoints."""
 
     app_id: str
     name: str
@@ -128,6 +155,8 @@ class AppSpec:
     # String-typed JSON fields that the server hands back parsed, as objects (ATLAN_API §2.6).
     readback_as_object: frozenset[str] = field(default_factory=frozenset)
     native_ready: bool = True
+    # Inputs besides credential_guid that hold the guid of a vaulted credential (dbt's api_credential_guid).
+    credential_fields: frozenset[str] = field(default_factory=frozenset)
 
 
 def _snowflake_crawler() -> dict[str, Any]:
@@ -182,96 +211,69 @@ def _bigquery_crawler() -> dict[str, Any]:
     return _contract(props)
 
 
-def _postgres_crawler() -> dict[str, Any]:
-    props = _plumbing(["direct", "agent"], "direct")
-    props.update(
-        {
-            "include_filter": _json_string("Include Metadata", "{}"),
-            "exclude_filter": _json_string("Exclude Metadata", "{}"),
-            "temp_table_regex": _string("Exclude regex for tables & views", ""),
-            "advanced_config": _string("Advanced Config", "default", ["default", "custom"]),
-            "use_source_schema_filtering": _toggle_string("Use Source Schema Filtering", "false"),
-            "control_config_strategy": _string("Control Config", "default", ["default", "custom"]),
-            "control_config": _json_string("Custom Config", "{}"),
-            "use_jdbc_internal_methods": _toggle_string("Use JDBC Internal Methods", "true"),
-        }
-    )
-    return _contract(props)
-
-
-def _snowflake_miner() -> dict[str, Any]:
-    props = _plumbing(["direct", "agent", "s3"], "direct")
-    props.update(
-        {
-            "snowflake_database": _string("Snowflake Database", "default", ["default", "cloned"]),
-            "database_name": _string("Database Name", "SNOWFLAKE"),
-            "schema_name": _string("Schema Name", "ACCOUNT_USAGE"),
-            "miner_start_time_epoch": _number("Start Time (epoch seconds)", 0),
-            "control_config_strategy": _string("Control Config", "default", ["default", "custom"]),
-            "control_config": _json_string("Custom Config", ""),
-            "preflight_check": _string("Preflight check", ""),
-            "calculate_popularity": _boolean("Calculate Popularity", True),
-            "popularity_window_days": _number("Popularity Window (days)", 30, 1),
-            "popularity_exclude_user_config": {
-                "title": "Excluded Users",
-                "type": "array",
-                "items": {"type": "string"},
-                "default": [],
-            },
-            # Hidden UI defaults.
-            "extract_strategy": _string("Extract Strategy", "miner"),
-            "native_lineage_active": _boolean("Native Lineage Active", False),
-            "indirect_lineage": _toggle_string("Indirect Lineage", "false"),
-            "ignore_orphans": _toggle_string("Ignore Orphans", "false"),
-            "enable_sharded": _toggle_string("Enable Sharded", "false"),
-            "enable_parent_job_scoping": _toggle_string("Enable Parent Job Scoping", "false"),
-            "enable_fallback_match": _toggle_string("Enable Fallback Match", "true"),
-            "include_indirect_column_relations": _toggle_string("Include Indirect Column Relations", "false"),
-            "process_routines": _toggle_string("Process Routines", "true"),
-        }
-    )
-    return _contract(props)
-
-
-APPS: dict[str, AppSpec] = {
-    spec.app_id: spec
-    for spec in (
-        AppSpec(
-            "snowflake-crawler",
-            "Snowflake",
-            "snowflake",
-            "crawler",
-            {"crawler": _snowflake_crawler()},
-            readback_as_object=frozenset({"control_config", "asset_selection"}),
-        ),
-        AppSpec(
-            "bigquery-crawler",
-            "BigQuery",
-            "bigquery",
-            "crawler",
-            {"crawler": _bigquery_crawler()},
-            readback_as_object=frozenset({"control_config"}),
-        ),
-        AppSpec(
-            "postgres-crawler",
-            "PostgreSQL",
-            "postgres",
-            "crawler",
-            {"crawler": _postgres_crawler()},
-            readback_as_object=frozenset({"control_config"}),
-        ),
-        AppSpec(
-            "snowflake-miner",
-            "Snowflake Miner",
-            "snowflake",
-            "miner",
-            {"miner": _snowflake_miner()},
-            readback_as_object=frozenset({"control_config"}),
-        ),
-        # Listed in the marketplace but not runnable through the App API on this tenant.
-        AppSpec("tableau-crawler", "Tableau", "tableau", "crawler", {"crawler": None}, native_ready=False),
-    )
+# Contracts kept by hand for real SDK ids, in place of the generated ones (see the module
+# docstring): name, entrypoint, contract factory, JSON-string fields read back as objects.
+_HAND_WRITTEN: dict[str, tuple[str, str, Callable[[], dict[str, Any]], frozenset[str]]] = {
+    "snowflake-crawler": ("Snowflake", "crawler", _snowflake_crawler, frozenset({"control_config", "asset_selection"})),
+    "bigquery-crawler": ("BigQuery", "crawler", _bigquery_crawler, frozenset({"control_config"})),
 }
+
+# JSON-string inputs the server hands back parsed (ATLAN_API §2.6: control_config as an object,
+# Standard Lineage's cross_connection_qualified_names as a native list).
+_READBACK_AS_OBJECT = frozenset({"control_config", "cross_connection_qualified_names"})
+
+
+def _generated(app_id: str, entry: Mapping[str, Any]) -> AppSpec:
+    """An app of ``catalogue_sdk`` as the sandbox serves it: its inputs inside the contract frame."""
+    methods = list(entry["extraction_methods"])
+    props = _plumbing(methods, methods[0])
+    props.update(copy.deepcopy(entry["inputs"]))
+    for key in entry.get("credential_fields", ()):  # named credential fields carry a vaulted guid
+        props[key] = {"title": key.replace("_", " ").title(), "type": "string"}
+    readback = frozenset(k for k in _READBACK_AS_OBJECT if props.get(k, {}).get("contentMediaType"))
+    return AppSpec(app_id, entry["name"], entry["connector"], entry["entrypoint"],
+                   {entry["entrypoint"]: _contract(props)}, readback_as_object=readback,
+                   credential_fields=frozenset(entry.get("credential_fields", ())))
+
+
+def _build_apps() -> dict[str, AppSpec]:
+    from reconciler.sandbox import catalogue_sdk
+
+    apps = {app_id: _generated(app_id, entry) for app_id, entry in catalogue_sdk.APPS.items()}
+    for app_id, (name, entrypoint, contract, readback) in _HAND_WRITTEN.items():
+        connector = catalogue_sdk.APPS[app_id]["connector"]
+        apps[app_id] = AppSpec(app_id, name, connector, entrypoint, {entrypoint: contract()}, readback_as_object=readback)
+    # Listed in the marketplace but not runnable through the App API: no native contract (a
+    # sandbox-only id; see the module docstring).
+    apps["tableau-crawler"] = AppSpec("tableau-crawler", "Tableau", "tableau", "crawler", {"crawler": None},
+                                      native_ready=False)
+    return dict(sorted(apps.items()))
+
+
+class _Apps(Mapping[str, AppSpec]):
+    """App id → AppSpec, built on first use (once per process), so importing the sandbox stays cheap."""
+
+    _apps: dict[str, AppSpec] | None = None
+
+    def _all(self) -> dict[str, AppSpec]:
+        if self._apps is None:
+            with _BUILD_LOCK:
+                if self._apps is None:
+                    self._apps = _build_apps()
+        return self._apps
+
+    def __getitem__(self, app_id: str) -> AppSpec:
+        return self._all()[app_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+_BUILD_LOCK = threading.Lock()
+APPS: Mapping[str, AppSpec] = _Apps()
 
 # Keys the server injects into stored inputs; clients must not echo them back (ATLAN_API §2.3).
 RUNTIME_KEYS = frozenset({"user-id", "user_id", "workflow_id", "correlation_id"})
