@@ -94,12 +94,13 @@ def small_tenant(client: ApiClient) -> dict[str, str]:
 
 
 def seed_with_pyatlan(sandbox: Sandbox) -> list[str]:
-    """20 apps of 4 app ids (the sandbox's runnable ones: 3 connectors), 5 credentials and 2 legacy
+    """23 apps of 5 app ids on 4 connectors (Snowflake, BigQuery, Postgres, MySQL), 6 credentials and 2 legacy
     workflows, made the way a user of the official SDK makes them. pyatlan 11.6 has no
     ``client.workflow`` (the legacy API left it), so the legacy templates are posted through its
     own transport as the 8.x ``client.workflow.run`` posted them (``workflows?submit=true``).
     Returns the secret values sent."""
     from pyatlan.client.atlan import AtlanClient
+    from pyatlan.model.apps.atlan_mysql import AtlanMysql
     from pyatlan.model.apps.bigquery_crawler import BigqueryCrawler
     from pyatlan.model.apps.postgres_crawler import PostgresCrawler
     from pyatlan.model.apps.snowflake_crawler import SnowflakeCrawler
@@ -124,6 +125,7 @@ def seed_with_pyatlan(sandbox: Sandbox) -> list[str]:
         "bq-prod": make_credential("bq-prod", "bigquery", "bigquery", project_id="acme"),
         "pg-orders": make_credential("pg-orders", "postgres", "jdbc", database="orders"),
         "pg-events": make_credential("pg-events", "postgres", "postgres"),
+        "my-shop": make_credential("my-shop", "mysql", "jdbc"),
     }
     for i in range(6):
         (SnowflakeCrawler(atlan).credential_guid(guids["sf-prod" if i % 2 else "sf-dev"])
@@ -146,6 +148,10 @@ def seed_with_pyatlan(sandbox: Sandbox) -> list[str]:
         atlan.app.create(app_id="postgres-crawler", name=f"pg-agent-{i}", run=False, inputs={
             "connection": connection("postgres", f"pg-conn-{i}", 1716000000 + i, adminRoles=[ADMIN_GUID]),
             "extraction_method": "agent", "agent_json": {"agent-name": f"agent-{i}"}, "use_source_schema_filtering": "true"})
+
+    for i in range(3):
+        (AtlanMysql(atlan).credential_guid(guids["my-shop"]).connection(name=f"mysql-conn-{i}", admin_roles=[ADMIN_GUID])
+         .include_metadata({"shop": [f"sales_{i}"]}).exclude_regex_for_tables_views("^tmp_").create(name=f"mysql-crawler-{i}"))
 
     run = API("workflows?submit=true", HTTPMethod.POST, HTTPStatus.OK, endpoint=EndPoint.HERACLES)
 
@@ -178,17 +184,19 @@ def test_a_tenant_made_through_the_sdk_exports_to_manifests_that_plan_as_no_chan
     sent = seed_with_pyatlan(sandbox)
     live = introspect.state()
     app_ids = {a["app_id"] for a in live["apps"].values()}
-    assert len(live["apps"]) == 20 and len(app_ids) == 4
+    connectors = {json.loads(a["inputs"]["connection"])["attributes"]["connectorName"] if isinstance(a["inputs"]["connection"], str)
+                  else a["inputs"]["connection"]["attributes"]["connectorName"] for a in live["apps"].values()}
+    assert len(live["apps"]) == 23 and len(app_ids) == 5 and connectors == {"snowflake", "bigquery", "postgres", "mysql"}
 
     done = cli(sandbox, "export", "--out", "out", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     out = tmp_path / "out"
     written = files_of(out)
-    assert len([p for p in written if p.startswith("apps/")]) == 20
-    assert len([p for p in written if p.startswith("credentials/")]) == 6  # 5, and the legacy template's payload
+    assert len([p for p in written if p.startswith("apps/")]) == 23
+    assert len([p for p in written if p.startswith("credentials/")]) == 7  # 6, and the legacy template's payload
     assert len([p for p in written if p.startswith("workflows/")]) == 5  # 2, and the sandbox's 3 UI-made ones
     assert "reconciler.yaml" in written and "reconciler.state.json" in written
-    assert "Exported 31 objects into out/: 20 apps, 6 credentials, 5 workflows." in done.stdout
+    assert "Exported 35 objects into out/: 23 apps, 7 credentials, 5 workflows." in done.stdout
     assert "reconciler plan out --detailed-exitcode" in done.stdout
     assert "Reading the tenant" in done.stderr  # progress goes to stderr
 
@@ -201,6 +209,9 @@ def test_a_tenant_made_through_the_sdk_exports_to_manifests_that_plan_as_no_chan
     assert "entrypoint" not in crawler  # the app's default
     assert yaml.safe_load(written["apps/pg-agent-3.yaml"])["spec"]["inputs"] == {
         "extraction_method": "agent", "agent_json": {"agent-name": "agent-3"}, "use_source_schema_filtering": "true"}
+    mysql = yaml.safe_load(written["apps/mysql-crawler-1.yaml"])["spec"]
+    assert mysql["appId"] == "atlan-mysql" and mysql["credentialRef"] == "my-shop" and "entrypoint" not in mysql
+    assert mysql["inputs"]["exclude_table_regex"] == "^tmp_"
     sf_prod = yaml.safe_load(written["credentials/sf-prod.yaml"])["spec"]
     assert sf_prod == {"connector": "snowflake", "authType": "basic", "connectorType": "jdbc",
                        "host": "sf-prod.example.com", "port": 443, "username": "${env:RECONCILER_SF_PROD_USERNAME}",
@@ -214,7 +225,7 @@ def test_a_tenant_made_through_the_sdk_exports_to_manifests_that_plan_as_no_chan
 
     without = cli(sandbox, "plan", "out", "--detailed-exitcode", "--allow-missing-secrets", cwd=tmp_path)
     assert without.returncode == 0, without.stdout + without.stderr
-    assert "No changes." in without.stdout and "31 objects unchanged" in without.stdout
+    assert "No changes." in without.stdout and "35 objects unchanged" in without.stdout
     with_secrets = cli(sandbox, "plan", "out", "--detailed-exitcode", cwd=tmp_path, env=secret_variables(out))
     assert with_secrets.returncode == 0, with_secrets.stdout + with_secrets.stderr
     assert "No changes." in with_secrets.stdout
