@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -94,6 +95,7 @@ def converge(client: ApiClient, folder: Path, tenant: str, env: dict[str, str] |
     assert [d.code for d in plan.diagnostics] == []
 
 
+@pytest.mark.slow
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(docs=tenants())
 def test_generated_tenants_converge(docs: list[dict[str, Any]], sandbox_factory: Callable[..., Sandbox], tmp_path_factory: Any) -> None:

@@ -17,6 +17,10 @@ from tests.conftest import TOKEN, Introspection
 from tests.test_apply import CRED, SECRETS, app, cli, manifests
 from tests.test_drift import atlan, drift, objects, ui_save  # noqa: F401 - atlan is a fixture
 
+# Each test runs whole commands against a sandbox; the dependency-floors run of .ci/run leaves them
+# to the main run (they exercise the reconciler's own logic, which the floors do not change).
+pytestmark = pytest.mark.slow
+
 PROJECT = """apiVersion: reconciler/v1
 kind: Project
 metadata: {name: attack}

@@ -40,6 +40,10 @@ TENANTS_FILE = ROOT / ".github" / "reconciler-tenants.json"
 BIN = Path(sys.executable).parent
 MARKER = re.compile(r"<!-- reconciler-plan:part-(\d+) -->")
 
+# Each test runs whole commands against a sandbox; the dependency-floors run of .ci/run leaves them
+# to the main run (they exercise the reconciler's own logic, which the floors do not change).
+pytestmark = pytest.mark.slow
+
 
 def load_yaml(path: Path) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -155,6 +155,7 @@ def test_sigkill_at_random_points_leaves_no_hidden_trigger(sandbox_factory: Call
     assert partial >= 5, f"only {partial} of 20 kills landed mid-apply; the kill points are not spread enough"
 
 
+@pytest.mark.slow
 def test_200_resources_under_faults_and_a_rate_limit(sandbox_factory: Callable[..., Sandbox], tmp_path: Path) -> None:
     # Faults where the tenant says it did nothing (429, 503 with Retry-After): every write may be
     # retried, so one apply completes. Faults that leave a write in doubt are the fault matrix's.
