@@ -139,7 +139,7 @@ def test_credentials_endpoints_never_return_secrets(client: ApiClient, introspec
     guid = created["id"]
     fetched = client.get_credential(guid)
     for answer in (created, fetched):
-        assert "password" not in answer and "username" not in answer
+        assert "password" not in answer and answer["username"] == "svc"  # the username is read back
         assert answer["extra"] == {"role": "LOADER"}  # the secret-looking extra key is vaulted
     updated = client.update_credential(guid, {**body, "host": "sf2.example.com", "password": "pw-rotated"})
     assert updated["host"] == "sf2.example.com" and updated["version"] == "1.0.1"

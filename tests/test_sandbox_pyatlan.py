@@ -222,7 +222,7 @@ def test_credentials_lifecycle(atlan: AtlanClient, introspect: Introspection) ->
 
     fetched = atlan.credentials.get(created.id)
     assert fetched.host == "acme.snowflakecomputing.com"
-    assert "pw-1" not in fetched.json() and fetched.username is None
+    assert "pw-1" not in fetched.json() and fetched.username == "loader"  # read back, for to_credential()
 
     listed = atlan.credentials.get_all(filter={"name": "snowflake-prod"})
     assert [r.id for r in listed.records] == [created.id]

@@ -31,6 +31,14 @@ Where the SDK (pyatlan 11.6) contradicts ATLAN_API.md, the sandbox follows the S
 * §2.1 shows named entrypoints. 15 SDK apps have none (``_ENTRYPOINT = ""``, e.g. ``atlan-mysql``,
   ``atlan-dbt``, ``atlan-tableau``): describe lists ``entrypoints: []``, the contract sits at the
   default slot, and the builders omit ``entrypoint``.
+* §3.2 says ``GET credentials/{guid}`` returns no ``username``, after ``CredentialClient.get``'s
+  docstring ("never ... usernames, passwords"). The rest of the SDK says otherwise:
+  ``CredentialResponse`` types ``username``, ``to_credential()`` copies it and says only the
+  password "must still be populated manually", and the docs' fixture carries ``"username": "u"``.
+  The sandbox returns ``username`` (on get, list, create and update), so the SDK's
+  ``get → to_credential() → set password → test_and_update`` round trip keeps the username, and a
+  client that prints what it reads is caught printing it; ``password`` and secret-looking ``extra``
+  keys are never returned.
 * App ids are not all lower case: the SDK's Kafka apps are ``Kafka-apache`` and
   ``Kafka-confluent``.
 * "true"/"false" toggle strings (§2.2: "some CloudSQL/AlloyDB toggles") are common: Athena,
@@ -54,8 +62,11 @@ Choices made where ATLAN_API.md says the real server's behaviour is unknown [?]:
   update and vaulted into a new credential record (so a raw credential on update rotates the
   guid). The issued guid goes in ``credential_guid`` and on
   ``connection.attributes.defaultCredentialGuid``. A non-empty ``credential_guid`` must name an
-  existing credential, and so must a named credential field (dbt's ``api_credential_guid``,
-  which the SDK vaults through the Credentials API before the create, not by shape). On update, ``credential_guid: ""`` keeps the stored credential, unless the
+  existing (not archived) credential, and so must a named credential field (dbt's
+  ``api_credential_guid``, which the SDK vaults through the Credentials API before the create, not
+  by shape) and the connection's ``defaultCredentialGuid`` (unless a raw ``credential`` replaces
+  it): otherwise 400 with a cause whose ``location`` names the field (e.g.
+  ``inputs.connection.attributes.defaultCredentialGuid``), on create and update. On update, ``credential_guid: ""`` keeps the stored credential, unless the
   connection carries a different ``defaultCredentialGuid``: that switches to it (and the stored
   ``credential_guid`` becomes ""). Contracts reject unknown input keys (``additionalProperties: false``).
 * JSON-string fields are declared ``type: string`` with ``contentMediaType: application/json``
@@ -73,15 +84,21 @@ Choices made where ATLAN_API.md says the real server's behaviour is unknown [?]:
 * Unknown slug, run id or trigger id: 404 with ``code`` and ``message``.
 * Submit: the first status is ``Pending``; ``started_at`` is ISO-8601 UTC. A run stays Pending
   for ``run_pending_s``, Running for ``run_running_s``, then Succeeded, or Failed with probability
-  ``run_failure_rate``. ``Error``, ``Paused``, ``Terminated`` and ``Skipped`` are never produced.
+  ``run_failure_rate``. A run uses the credentials its version names (``credential_guid``, named
+  credential fields, the connection's ``defaultCredentialGuid``); if one of them is deleted
+  (archived) or fails its test (see the failing-credentials matchers below) *at the moment the run
+  ends*, it ends ``Failed``, so a credential purged while the run is in flight fails it. A Failed
+  run's answer carries ``message`` saying why (``AppRunResponse`` has no such field; the SDK
+  ignores it). ``Error``, ``Paused``, ``Terminated`` and ``Skipped`` are never produced.
   Submit while Pending/Running: 500 whose message names the active run.
 * Cancel of a terminal run: 200 ``{"cancelled": false, "status": <current>}``.
 * Schedules: bound to the version current when attached; an update does not move them, so they
   keep firing the old version (introspection shows it). ``schedules`` is absent from get/list
   unless ``expose_schedules`` is on. A null timezone is 400 on both the schedule endpoint and in
   the create body; an omitted one means UTC. Crons are five fields or ``@daily``-style macros.
-* Credentials: ``GET`` returns neither ``username`` nor ``password``, nor ``extra`` keys that look
-  secret (containing password, secret, private_key, passphrase, token, credentials_json).
+* Credentials: ``GET`` returns neither ``password`` nor ``extra`` keys that look secret
+  (containing password, secret, private_key, passphrase, token, credentials_json); it does return
+  ``username`` (see above).
   ``testCredential`` accepts ``true``/``false`` in any case (also ``"True"`` as requests sends it)
   and defaults to true; a failing test on create is 400. Update keeps the fields and secrets its
   body leaves out and bumps the string ``version``. List: ``limit`` default 100 (max 500),
@@ -93,6 +110,11 @@ Choices made where ATLAN_API.md says the real server's behaviour is unknown [?]:
   server-owned metadata is kept; ``resourceVersion`` and ``generation`` bump). The schedule lives
   in annotations and is exposed as a ``<name>-cron`` object while the annotation is present.
   Stopped runs are reported as ``Failed`` with a message. Runs of one template may overlap (Argo).
+  A run uses the credentials its template's parameters name when it is submitted (a guid value, as
+  ``credential-guid`` or the lineage builder's ``cloud-source``, or a connection JSON's
+  ``defaultCredentialGuid``) and ends ``Failed`` with ``status.message`` saying why, as an App run
+  does, when one is deleted or failing as it ends. A guid this tenant never issued is taken to exist
+  (the seeded UI templates name credentials vaulted before the sandbox's time).
   Archive answers ``{"name", "archived": true, "message"}``. Search indexes are named
   ``atlan-workflow-templates`` and ``atlan-workflow-runs``.
 * ``whoami`` reports the ``$api-token-default-access`` role, so SDK clients use ``workflows/…``.
@@ -112,6 +134,12 @@ Choices made where ATLAN_API.md says the real server's behaviour is unknown [?]:
   408; stalled headers, and idle kept-alive connections, are closed. http.server's own refusals
   (414, 431, 501 for an unserved method) are JSON too. An unexpected error in a handler is a 500
   naming it, never a dropped connection.
+
+Ids: slugs, workflow ids, run ids and names, trigger ids, credential guids and template uids come
+from a generator seeded with ``seed`` (``--seed``), so a run is repeatable. Started on an existing
+state file, the generator is seeded with the seed *and* a digest of the stored state (the same seed
+would otherwise replay the first life's ids and overwrite its records), and an id already in use is
+skipped: for one seed and one state file the ids are the same every time, and never a stored one.
 
 Test-only introspection (same bearer token, never faulted): ``GET /_sandbox/state`` (everything,
 attached schedules and vaulted secrets included), ``GET /_sandbox/stats`` (requests per

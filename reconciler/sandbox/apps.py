@@ -120,13 +120,16 @@ def _prepare_inputs(ctx: Any, spec: catalogue.AppSpec, entrypoint: str, contract
         causes = _field_causes(spec, entrypoint, contract, inputs)
     if raw_credential is not None and not isinstance(raw_credential, dict):
         causes.append({"errorType": "type", "errorMessage": "credential must be an object", "location": "inputs.credential"})
-    for key in sorted({"credential_guid", *spec.credential_fields}):
-        guid = inputs.get(key)
+    references = [(f"inputs.{key}", inputs.get(key)) for key in sorted({"credential_guid", *spec.credential_fields})]
+    given = inputs.get("connection", {}).get("attributes") if isinstance(inputs.get("connection"), dict) else None
+    if raw_credential is None and isinstance(given, dict):  # a raw credential replaces the connection's
+        references.append(("inputs.connection.attributes.defaultCredentialGuid", given.get("defaultCredentialGuid")))
+    for location, guid in references:
         if isinstance(guid, str) and guid:
             entry = ctx.store.data["credentials"].get(guid)
             if entry is None or entry["archived"]:
                 causes.append({"errorType": "reference", "errorMessage": f"credential {guid!r} does not exist",
-                               "location": f"inputs.{key}"})
+                               "location": location})
     if causes:
         fields = ", ".join(sorted({c["location"] for c in causes}))
         raise bad_request(f"inputs do not match the input contract of {spec.app_id}/{entrypoint}: {fields}", causes=causes)
@@ -257,7 +260,17 @@ def _render_run(ctx: Any, run: dict[str, Any]) -> dict[str, Any]:
            "version": run["version"]}
     if status not in runs.ACTIVE:
         out["finished_at"] = runs.finished_at(run)
+    if status == "Failed":
+        out["message"] = runs.message(ctx, run)
     return out
+
+
+def credentials_used(spec: catalogue.AppSpec, inputs: dict[str, Any]) -> list[str]:
+    """The guids of the credentials a run of these stored inputs authenticates with."""
+    attributes = (inputs.get("connection") or {}).get("attributes") or {}
+    values = [inputs.get(key) for key in ("credential_guid", *sorted(spec.credential_fields))]
+    values.append(attributes.get("defaultCredentialGuid"))
+    return [v for v in values if isinstance(v, str) and v]
 
 
 def _submit(ctx: Any, record: dict[str, Any]) -> dict[str, Any]:
@@ -266,7 +279,9 @@ def _submit(ctx: Any, record: dict[str, Any]) -> dict[str, Any]:
         if run["slug"] == record["slug"] and runs.progress(ctx, run) in runs.ACTIVE:
             raise HttpError(500, f"workflow {record['slug']!r} already has an active run {run['run_id']!r}; "
                                  "wait for it to finish or cancel it", code=500)
-    run = {"run_id": ctx.store.new_guid(), "slug": record["slug"], "version": record["version"], **runs.new_timing(ctx)}
+    used = credentials_used(catalogue.APPS[record["app_id"]], record["inputs"])
+    run = {"run_id": ctx.store.new_guid(), "slug": record["slug"], "version": record["version"],
+           **runs.new_timing(ctx, used)}
     data["runs"][run["run_id"]] = run
     return run
 
@@ -290,8 +305,12 @@ def _check_schedule(body: Any, *, where: str) -> tuple[str, str]:
 
 
 def _attach(ctx: Any, record: dict[str, Any], cron_expr: str, timezone: str) -> dict[str, Any]:
+    while True:  # never the id of a stored schedule: that would replace it
+        trigger_id = f"t-{ctx.store.new_suffix(12, '0123456789abcdef')}"
+        if trigger_id not in ctx.store.data["schedules"]:
+            break
     trigger = {
-        "trigger_id": f"t-{ctx.store.new_suffix(12, '0123456789abcdef')}",
+        "trigger_id": trigger_id,
         "slug": record["slug"],
         "cron": cron_expr,
         "timezone": timezone,

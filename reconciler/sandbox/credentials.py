@@ -1,8 +1,14 @@
 """Credentials API (ATLAN_API §3), roles and whoami (§4b, §4.1) of the sandbox tenant.
 
 Secrets (``password``, ``username`` and secret-looking ``extra`` keys) are kept in a separate
-vault part of the record and never leave the server through the API; only ``/_sandbox/state``
-shows them, so tests can prove what was stored.
+vault part of the record. ``password`` and the secret ``extra`` keys never leave the server through
+the API; ``username`` is read back (the package docstring says why). Only ``/_sandbox/state`` shows
+the vault, so tests can prove what was stored.
+
+A run uses the credentials its workflow names; ``credential_problem`` says why one of them would
+make the run fail (deleted, or failing its test). Anything that can change that answer (archive,
+update, the failing-credentials matchers) first settles the runs that have already ended, so a
+change never rewrites a finished run's outcome.
 """
 
 from __future__ import annotations
@@ -115,7 +121,32 @@ def _active(data: dict[str, Any], guid: str) -> dict[str, Any]:
 
 
 def _public_view(entry: dict[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(entry["record"])
+    view = copy.deepcopy(entry["record"])
+    if entry["secrets"].get("username") is not None:
+        view["username"] = entry["secrets"]["username"]  # the less sensitive half: read back
+    return view
+
+
+def _full_body(entry: dict[str, Any]) -> dict[str, Any]:
+    """A stored credential as a test body: its public fields and its secrets."""
+    body = {**entry["record"], **{k: v for k, v in entry["secrets"].items() if k != "extra"}}
+    body["extra"] = {**(entry["record"].get("extra") or {}), **entry["secrets"].get("extra", {})}
+    return body
+
+
+def credential_problem(data: dict[str, Any], guid: str, *, unknown_ok: bool = False) -> str | None:
+    """Why a run using credential ``guid`` fails now (None: it would not). ``unknown_ok``: a guid
+    this tenant never issued is taken to exist (the seeded UI templates name credentials vaulted
+    before the sandbox's time)."""
+    entry = data["credentials"].get(guid)
+    if entry is None:
+        return None if unknown_ok else f"credential {guid} does not exist"
+    if entry["archived"]:
+        return f"credential {guid} was deleted (archived); the run cannot authenticate to the source"
+    verdict = _test(data, _full_body(entry))
+    if verdict["message"] != "successful":
+        return f"credential {guid} failed its test: {verdict['error']}"
+    return None
 
 
 def _test(data: dict[str, Any], body: dict[str, Any], request_id: str = "") -> dict[str, Any]:
@@ -181,6 +212,7 @@ def update_credential(ctx: Any, req: Request, guid: str) -> dict[str, Any]:
         entry = _active(data, guid)
         merged = {**entry["record"], **{k: v for k, v in body.items() if k != "id"}}
         _check_body(merged)
+        ctx.settle_runs()  # new fields or secrets may make this credential fail (or pass) its test
         public, secrets = _split(body)
         if "extra" in public:
             entry["record"]["extra"] = public.pop("extra")
@@ -201,17 +233,16 @@ def update_credential(ctx: Any, req: Request, guid: str) -> dict[str, Any]:
 @router.route("POST", "credentials/{guid}/test")
 def test_existing_credential(ctx: Any, req: Request, guid: str) -> dict[str, Any]:
     with ctx.store.read() as data:
-        entry = _active(data, guid)
-        body = {**entry["record"], **{k: v for k, v in entry["secrets"].items() if k != "extra"}}
-        body["extra"] = {**(entry["record"].get("extra") or {}), **entry["secrets"].get("extra", {})}
-        return _test(data, body)
+        return _test(data, _full_body(_active(data, guid)))
 
 
 @router.route("POST", "credentials/{guid}/archive")
 def archive_credential(ctx: Any, req: Request, guid: str) -> dict[str, Any]:
     with ctx.store.mutate() as data:
         entry = _active(data, guid)
+        ctx.settle_runs()  # runs that ended before the archive keep their outcome
         entry["archived"] = True
+        entry["archivedAt"] = ctx.store.now()
         entry["record"]["isActive"] = False
         return {"id": guid, "isActive": False, "message": "credential archived"}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 from reconciler import cron
@@ -64,6 +65,8 @@ def render_run(ctx: Any, run: dict[str, Any]) -> dict[str, Any]:
         status["progress"] = "1/1" if phase == "Succeeded" else "0/1"
         if run.get("stopped_at") is not None:
             status["message"] = "Stopped with strategy 'Stop'"
+        elif phase == "Failed":
+            status["message"] = runs.message(ctx, run)
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Workflow",
@@ -85,9 +88,43 @@ def _new_run(ctx: Any, template: str) -> dict[str, Any]:
         name = f"{template}-{ctx.store.new_suffix(5)}"
         if name not in data["workflow_runs"]:
             break
-    run = {"name": name, "template": template, **runs.new_timing(ctx)}
+    source = data["templates"][template]["source"]
+    run = {"name": name, "template": template, **runs.new_timing(ctx, _credentials_of(source), unknown_credentials_ok=True)}
     data["workflow_runs"][name] = run
     return run
+
+
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+
+
+def _credentials_of(source: dict[str, Any]) -> list[str]:
+    """The credential guids a template's parameters name: a parameter whose value is a guid
+    (``credential-guid``, the lineage builder's ``cloud-source``), or a connection JSON whose
+    ``defaultCredentialGuid`` is one. The run uses the template as it is when submitted."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            value = node.get("value") if "name" in node else None
+            if isinstance(value, str) and _GUID.match(value):
+                found.append(value)
+            elif isinstance(value, str) and value.lstrip().startswith("{"):
+                try:
+                    parsed = json.loads(value)
+                except ValueError:
+                    parsed = None
+                attributes = parsed.get("attributes") if isinstance(parsed, dict) else None
+                guid = attributes.get("defaultCredentialGuid") if isinstance(attributes, dict) else None
+                if isinstance(guid, str) and _GUID.match(guid):
+                    found.append(guid)
+            for child in node.values():
+                walk(child)
+
+    walk(source.get("spec"))
+    return found
 
 
 def _cron_object(entry: dict[str, Any]) -> dict[str, Any] | None:

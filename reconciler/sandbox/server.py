@@ -136,6 +136,11 @@ class Sandbox:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def settle_runs(self) -> None:
+        """Freeze the outcome of every run that has ended, before a change to a credential (the
+        caller holds the mutate lock; see ``runs.settle``)."""
+        runs.settle(self)
+
     # -- request handling -------------------------------------------------------------------------
 
     def authorized(self, headers: Any) -> HttpError | None:
@@ -190,6 +195,7 @@ class Sandbox:
             if not isinstance(matchers, list) or not all(isinstance(m, dict) and m for m in matchers):
                 return 400, {"code": 400, "message": "send {\"matchers\": [{\"host\": ..., \"username\": ...}, ...]}"}
             with self.store.mutate() as data:
+                runs.settle(self)  # runs that ended before the change keep their outcome
                 data["settings"]["failing_credentials"] = matchers
             return 200, {"matchers": matchers}
         if method == "POST" and path == "seed":

@@ -1,7 +1,10 @@
 """The sandbox's tenant state: one JSON document guarded by one lock, persisted atomically.
 
 Takes an optional state-file path and a seed; gives the API modules ``read()``/``mutate()``
-context managers over the document, plus id minting from a seeded generator. A background
+context managers over the document, plus id minting from a seeded generator. Minted ids never
+collide with stored ones: the generator is seeded with the seed *and* a digest of the state it
+loaded (so a restart with the same ``--seed`` on a state file draws a new stream, repeatably for
+that seed and that file), and an id already in use is skipped. A background
 flusher writes the document (temp file + fsync + rename) at most ``persist_interval`` seconds
 after a change, and ``close()`` writes whatever is pending, so a restart finds every change that
 was acknowledged before a clean shutdown. With ``persist_interval=0`` every change is written
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import os
 import random
@@ -58,6 +62,11 @@ def seeded_state() -> dict[str, Any]:
     return state
 
 
+def state_digest(data: dict[str, Any]) -> str:
+    """A digest of a state document (independent of key order)."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 class ManualClock:
     """A clock (epoch seconds) that moves only when told to: pass it as ``Sandbox(clock=...)`` or set
     ``sandbox.store.clock``, then ``advance()`` past a run's Pending or Running window instead of
@@ -88,11 +97,13 @@ class Store:
         self.path = Path(path) if path else None
         self.persist_interval = persist_interval
         self.clock = clock
-        self.rng = random.Random(seed)
         self._lock = threading.RLock()
         self._dirty = threading.Event()
         self._closed = threading.Event()
-        self.data = self._load()
+        self.data, loaded = self._load()
+        # The same seed on a stored state would replay the ids of its first life (and overwrite the
+        # records under them): the stored state is part of the seed. Without a seed: OS entropy.
+        self.rng = random.Random(None if seed is None else f"{seed}:{state_digest(self.data)}" if loaded else seed)
         self._flusher: threading.Thread | None = None
         if self.path is not None and persist_interval > 0:
             self._flusher = threading.Thread(target=self._flush_loop, name="sandbox-flusher", daemon=True)
@@ -137,8 +148,18 @@ class Store:
             return int(self.data["seq"])
 
     def new_guid(self) -> str:
+        """A uuid4 no stored credential, run, workflow or template uses yet."""
         with self._lock:
-            return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+            while True:
+                guid = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+                if not self.guid_in_use(guid):
+                    return guid
+
+    def guid_in_use(self, guid: str) -> bool:
+        data = self.data
+        return (guid in data["credentials"] or guid in data["runs"]
+                or any(a.get("correlation_id") == guid for a in data["apps"].values())
+                or any(t["source"]["metadata"].get("uid") == guid for t in data["templates"].values()))
 
     def new_suffix(self, length: int, alphabet: str = string.ascii_lowercase + string.digits) -> str:
         with self._lock:
@@ -149,9 +170,10 @@ class Store:
 
     # -- persistence --------------------------------------------------------------------------
 
-    def _load(self) -> dict[str, Any]:
+    def _load(self) -> tuple[dict[str, Any], bool]:
+        """The state document, and whether it came from the state file."""
         if self.path is None or not self.path.exists():
-            return seeded_state()
+            return seeded_state(), False
         try:
             with self.path.open(encoding="utf-8") as fh:
                 data = json.load(fh)
@@ -166,7 +188,7 @@ class Store:
             )
         base = empty_state()
         base.update(data)
-        return base
+        return base, True
 
     def _write(self) -> None:
         assert self.path is not None
