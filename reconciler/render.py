@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler import cron
 from reconciler.errors import Diagnostic
+from reconciler.outcomes import run_failed
 
 if TYPE_CHECKING:
     from reconciler.export import ExportReport
@@ -549,6 +550,8 @@ def _report_counts(report: ApplyReport) -> str:
     failed = sum(o.status.value == "failed" for o in report.outcomes)
     skipped = sum(o.status.value == "skipped" for o in report.outcomes)
     parts += [f"{failed} failed", f"{skipped} skipped"]
+    if report.failed_runs:
+        parts.append(f"{plural(len(report.failed_runs), 'run')} did not succeed")
     unverified = sum(o.status.value == "unverified" for o in report.outcomes)
     if unverified:
         parts.append(f"{unverified} unverified")
@@ -569,7 +572,8 @@ def _retries(report: ApplyReport) -> str:
 def outcome_line(o: Outcome) -> str:
     """One change of an apply report: ``✓ created App/x``, ``✗ failed …: message``."""
     verb = DONE[o.change.action.value] if o.status.value == "applied" else STATUS_WORD[o.status.value]
-    line = f"{MARK[o.status.value]} {verb} {o.change.key}"
+    mark = MARK["failed"] if run_failed(o.run_status) else MARK[o.status.value]  # submitted, but the run failed
+    line = f"{mark} {verb} {o.change.key}"
     if o.run_id:
         line += f" (run {o.run_id}: {o.run_status})"
     if o.message:
@@ -602,7 +606,8 @@ def report_markdown(report: ApplyReport) -> str:
             continue
         verb = DONE[o.change.action.value] if o.status.value == "applied" else STATUS_WORD[o.status.value]
         detail = (f"run `{o.run_id}`: {o.run_status}. " if o.run_id else "") + _cell(o.message)
-        lines.append(f"| {MARK[o.status.value]} | `{o.change.key}` | {verb} | {detail} |")
+        mark = MARK["failed"] if run_failed(o.run_status) else MARK[o.status.value]
+        lines.append(f"| {mark} | `{o.change.key}` | {verb} | {detail} |")
     return "\n".join(lines) + "\n"
 
 
