@@ -172,15 +172,20 @@ def variable_name(object_name: str, field_path: str, taken: set[str]) -> str:
     return candidate
 
 
+def _each_string(value: Any, change: Callable[[str], str]) -> Any:
+    """A copy of ``value`` with ``change`` applied to every string in it."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {k: _each_string(v, change) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_each_string(v, change) for v in value]
+    return value
+
+
 def escape_references(value: Any) -> Any:
     """Literal ``${`` in a value is written ``$${``, so that loading the manifest gives it back."""
-    if isinstance(value, str):
-        return value.replace("${", "$${")
-    if isinstance(value, dict):
-        return {k: escape_references(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [escape_references(v) for v in value]
-    return value
+    return _each_string(value, lambda text: text.replace("${", "$${"))
 
 
 def _document(key: ResourceKey, spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -308,13 +313,7 @@ def desired_state(export: Export) -> dict[ResourceKey, Resource]:
 
 
 def _unescape(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.replace("$${", "${")
-    if isinstance(value, dict):
-        return {k: _unescape(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unescape(v) for v in value]
-    return value
+    return _each_string(value, lambda text: text.replace("$${", "${"))
 
 
 def verify(export: Export, live: Live, records: Mapping[str, Mapping[str, Any]], tenant: str = "",
