@@ -37,7 +37,7 @@ from reconciler.errors import ApiError, NotFoundError, ReconcilerError
 from reconciler.fetch import Live
 from reconciler.manifests import protected_references, resolve_env
 from reconciler.model import ResourceKey
-from reconciler.outcomes import RUN_FINAL, ApplyReport, Outcome, Status
+from reconciler.outcomes import RUN_FINAL, ApplyReport, Outcome, Status, run_failed
 from reconciler.plan import Action, Change, Plan, applied_digest
 from reconciler.state import StateFile, TenantState, recorded_digest, secret_fingerprint
 
@@ -313,14 +313,16 @@ def wait_for_runs(client: ApiClient, report: ApplyReport, timeout: float, progre
     while pending and time.monotonic() < deadline:
         for outcome in list(pending):
             try:
-                status = kinds.get(outcome.change.key.kind).run_status(client, str(outcome.run_id))
+                state = kinds.get(outcome.change.key.kind).run_status(client, str(outcome.run_id))
             except ReconcilerError as exc:  # one run that cannot be read stops neither the others nor the report
                 outcome.message = f"its status could not be read: {exc}"
                 pending.remove(outcome)
                 continue
-            if status is None:
+            if state is None:
                 continue  # not shown yet (the runs index lags behind a submit): ask again
-            outcome.run_status = status
+            outcome.run_status = state.status
+            if run_failed(state.status) and state.message:
+                outcome.message = state.message  # why it failed: the report names it
             if last.get(str(outcome.run_id)) != outcome.run_status:
                 last[str(outcome.run_id)] = outcome.run_status
                 progress(outcome)

@@ -383,7 +383,8 @@ def apply(paths: tuple[str, ...], auto_approve: bool, prune: bool, max_deletes: 
     _github_output(has_changes=the_plan.has_changes, failed=sum(not o.ok for o in report.outcomes) + len(report.failed_runs),
                    state_file=the_plan.state_file)
     if report.failed or the_plan.errors:
-        what = ", ".join(f"run {o.run_id} of {o.change.key} {o.run_status}" for o in report.failed_runs)
+        what = ", ".join(f"run {o.run_id} of {o.change.key} {o.run_status}" + (f" ({o.message})" if o.message else "")
+                         for o in report.failed_runs)
         raise ReconcilerError("apply did not complete" + (f": {what}" if what else ""),
                               hint="See the report above; fix the failures and run apply again (it converges)."
                               + (" For each unverified change, check the tenant, then `reconciler state resolve`"

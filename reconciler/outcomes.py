@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from reconciler.plan import Change
@@ -18,6 +18,13 @@ if TYPE_CHECKING:
 RUN_IN_FLIGHT = frozenset({"Pending", "Running"})
 RUN_SUCCEEDED = "Succeeded"
 RUN_FINAL = frozenset({"Succeeded", "Failed", "Error", "Stopped", "Terminated", "Skipped"})
+
+
+class RunState(NamedTuple):
+    """A run as the tenant shows it: its status and, for a run that ended badly, why (may be "")."""
+
+    status: str
+    message: str = ""
 
 
 def run_failed(status: str | None) -> bool:

@@ -19,7 +19,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.kinds import Fetched, FetchScope, Kind
 from reconciler.model import Resource, ResourceKey
 from reconciler.normalize import Context, fingerprint
-from reconciler.outcomes import Outcome, Status
+from reconciler.outcomes import Outcome, RunState, Status
 from reconciler.plan import Action, Change
 from reconciler.sandbox import Sandbox
 from tests.conftest import TOKEN
@@ -137,11 +137,11 @@ class RunningNote(NoteKind):
     def submit_run(self, change: Change, ops: Applier) -> Outcome:
         return Outcome(change, Status.APPLIED, run_id=f"run-{change.key.name}", run_status="Pending")
 
-    def run_status(self, client: ApiClient, run_id: str) -> str | None:
+    def run_status(self, client: ApiClient, run_id: str) -> RunState | None:
         if run_id == "run-broken":
             raise ReconcilerError("the runs index answered nonsense")
         self.looks[run_id] = self.looks.get(run_id, 0) + 1
-        return None if self.looks[run_id] < 3 else "Succeeded"
+        return None if self.looks[run_id] < 3 else RunState("Succeeded")
 
 
 def test_wait_follows_runs_the_tenant_shows_late_and_survives_one_it_cannot_read(sandbox: Sandbox, tmp_path: Path) -> None:

@@ -280,12 +280,13 @@ def test_apply_wait_fails_when_the_credential_is_purged_before_the_run_ends(
             proc.kill()
             proc.communicate()
     assert proc.returncode == 1, stdout + stderr
-    assert f"apply did not complete: run {run_id} of App/runner Failed" in stderr
-    # The report marks the run as the failure it is, and counts it.
-    assert f"✗ run submitted App/runner (run {run_id}: Failed)" in stdout
-    assert "1 run did not succeed" in stdout.splitlines()[-1]
     with ApiClient(sandbox.base_url, TOKEN) as client:
-        assert "was deleted" in client.get_run(run_id)["message"]  # why: the sandbox says so (see below)
+        reason = client.get_run(run_id)["message"]
+    assert guid in reason and "was deleted" in reason  # why: the sandbox says so (see below)
+    # The report marks the run as the failure it is, says why, and counts it; so does the error.
+    assert f"✗ run submitted App/runner (run {run_id}: Failed): {reason}" in stdout.splitlines()
+    assert "1 run did not succeed" in stdout.splitlines()[-1]
+    assert f"apply did not complete: run {run_id} of App/runner Failed ({reason})" in stderr
 
 
 def _cli_env(sandbox: Sandbox) -> dict[str, str]:

@@ -152,3 +152,14 @@ def test_a_kill_around_the_rerun_never_loses_it_nor_doubles_it(sandbox_factory: 
             outcomes.add("submitted")
             assert len(runs) == 1 and "runPending" not in record and "intents" not in record, (trial, record, runs)
     assert outcomes, outcomes  # every trial ended in one of the two safe states
+
+
+def test_wait_reports_why_a_rerun_failed(sandbox_factory: Callable[..., Sandbox], tmp_path: Path) -> None:
+    sandbox = sandbox_factory(run_failure_rate=1.0)
+    done = cli(sandbox, "apply", str(manifests(tmp_path, workflow("true"))), "--auto-approve", "--wait",
+               "--wait-timeout", "60", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    [run] = runs_of(Introspection(sandbox.base_url, TOKEN))
+    reason = "the run failed (the sandbox's run_failure_rate)"  # the run's status.message on the tenant
+    assert f"✗ run submitted Workflow/{TEMPLATE} (run {run['name']}: Failed): {reason}" in done.stdout.splitlines()
+    assert f"run {run['name']} of Workflow/{TEMPLATE} Failed ({reason})" in done.stderr

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from reconciler.client import ApiClient
     from reconciler.diff import FieldChange
     from reconciler.normalize import Context
-    from reconciler.outcomes import Outcome
+    from reconciler.outcomes import Outcome, RunState
     from reconciler.plan import ApplySettings, Change
 
 API_VERSION = "reconciler/v1"
@@ -182,8 +182,8 @@ class Kind:
     def submit_run(self, change: Change, ops: Applier) -> Outcome:
         raise ReconcilerError(f"{self.kind} objects have no runs")
 
-    def run_status(self, client: ApiClient, run_id: str) -> str | None:
-        """A run's status (None: the tenant does not show it yet)."""
+    def run_status(self, client: ApiClient, run_id: str) -> RunState | None:
+        """A run's status and why it failed, if it did (None: the tenant does not show it yet)."""
         raise ReconcilerError(f"{self.kind} objects have no runs")
 
     def cancel_run(self, client: ApiClient, run_id: str) -> str | None:

@@ -34,7 +34,7 @@ from reconciler.normalize import (
     canonical_value,
     fingerprint,
 )
-from reconciler.outcomes import Outcome, Status
+from reconciler.outcomes import Outcome, RunState, Status
 from reconciler.plan import Action, ApplySettings, Change
 
 if TYPE_CHECKING:
@@ -320,8 +320,9 @@ class AppKind(Kind):
             settle()
         return Outcome(change, Status.APPLIED, "", run_id=run.get("run_id"), run_status=run.get("status"))
 
-    def run_status(self, client: ApiClient, run_id: str) -> str | None:
-        return str(client.get_run(run_id).get("status"))
+    def run_status(self, client: ApiClient, run_id: str) -> RunState | None:
+        run = client.get_run(run_id)
+        return RunState(str(run.get("status")), str(run.get("message") or ""))
 
     def cancel_run(self, client: ApiClient, run_id: str) -> str | None:
         return str(client.cancel_run(run_id).get("status"))

@@ -20,7 +20,7 @@ from reconciler.errors import Diagnostic
 from reconciler.kinds import Fetched, FetchScope, Kind
 from reconciler.model import Resource, ResourceKey
 from reconciler.normalize import Context, canonical_json, canonical_schedule, canonical_value, fingerprint
-from reconciler.outcomes import RUN_IN_FLIGHT, Outcome, Status
+from reconciler.outcomes import RUN_IN_FLIGHT, Outcome, RunState, Status
 from reconciler.plan import Action, Change
 
 if TYPE_CHECKING:
@@ -125,12 +125,16 @@ class WorkflowKind(Kind):
         return Outcome(change, Status.APPLIED, "", run_id=str((run.get("metadata") or {}).get("name")),
                        run_status=str((run.get("status") or {}).get("phase") or "Pending"))
 
-    def run_status(self, client: ApiClient, run_id: str) -> str | None:
-        return run_phase(run_id, client)
+    def run_status(self, client: ApiClient, run_id: str) -> RunState | None:
+        return run_state(run_id, client)
 
     def cancel_run(self, client: ApiClient, run_id: str) -> str | None:
         answer = client.stop_workflow_run(run_id)
-        return str(((answer or {}).get("status") or {}).get("phase") or "") or run_phase(run_id, client)
+        phase = str(((answer or {}).get("status") or {}).get("phase") or "")
+        if phase:
+            return phase
+        state = run_state(run_id, client)
+        return state.status if state else None
 
 
 # -- the template ----------------------------------------------------------------------------------------
@@ -209,11 +213,15 @@ def runs_in_flight(client: ApiClient, name: str) -> list[tuple[str, str]]:
             for hit in client.search_runs(query)]
 
 
-def run_phase(run_name: str, client: ApiClient) -> str | None:
-    """A run's phase; None while the runs index does not show it yet (it lags behind a submit)."""
+def run_state(run_name: str, client: ApiClient) -> RunState | None:
+    """A run's phase and message; None while the runs index does not show it yet (it lags behind a
+    submit)."""
     query = {"bool": {"filter": [{"term": {"_id": {"value": run_name}}}]}}
     hits = list(client.search_runs(query))
-    return str((hits[0]["_source"].get("status") or {}).get("phase")) if hits else None
+    if not hits:
+        return None
+    status = hits[0]["_source"].get("status") or {}
+    return RunState(str(status.get("phase")), str(status.get("message") or ""))
 
 
 KIND = WorkflowKind()

@@ -3,8 +3,9 @@ real HTTP on 127.0.0.1. It is the embedded default for users trying the tool and
 test runs against.
 
 Modules: ``catalogue`` (apps, input contracts, seeded legacy templates, roles), ``store`` (state
-and persistence), ``apps`` / ``credentials`` / ``legacy`` (the API), ``search`` (the index-search
-subset), ``faults`` (latency, faults, rate limit), ``server`` (HTTP, auth, introspection).
+and persistence), ``apps`` / ``credentials`` / ``legacy`` (the API), ``assets`` (asset search under
+``/api/meta/``: connections and App runs), ``search`` (the index-search subset), ``faults``
+(latency, faults, rate limit), ``server`` (HTTP, auth, introspection).
 
 The apps: every app id the official SDK (pyatlan) has a typed builder for, with an input
 contract derived from what that builder sends, from ``catalogue_sdk.py``, a module generated
@@ -123,9 +124,9 @@ Choices made where ATLAN_API.md says the real server's behaviour is unknown [?]:
   ``index.max_result_window``; anything else is 400 naming the field and what was sent. A
   malformed clause (``bool`` that is not an object, ``minimum_should_match: "75%"``) is 400.
 * Bad requests, checked in this order so that a client without the token costs nothing: a path
-  outside ``/api/service/`` is 404; a missing or wrong token is 401 (compared in constant time),
-  answered before the body is read, and it neither takes a rate-limit token nor gets latency or an
-  injected fault; a chunked body is 411; a ``Content-Length`` that is not one plain number is 400;
+  outside ``/api/service/`` and ``/api/meta/`` is 404; a missing or wrong token is 401 (compared
+  in constant time), answered before the body is read, and it neither takes a rate-limit token nor
+  gets latency or an injected fault; a chunked body is 411; a ``Content-Length`` that is not one plain number is 400;
   a body over ``max_body_bytes`` (10 MiB) is 413, unread. "100 Continue" is sent only after those
   checks. A request still unanswered at that point with its body unread ends its connection
   (``Connection: close``). JSON (a body, a JSON-string field, the ``filter`` parameter) that

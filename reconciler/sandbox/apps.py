@@ -20,7 +20,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from reconciler import cron
-from reconciler.sandbox import catalogue, runs
+from reconciler.sandbox import assets, catalogue, runs
 from reconciler.sandbox.credentials import vault
 from reconciler.sandbox.routing import HttpError, Request, Router, bad_request, int_param, not_found, parse_json, require_object
 from reconciler.schema_errors import missing_fields, unknown_fields
@@ -139,6 +139,9 @@ def _prepare_inputs(ctx: Any, spec: catalogue.AppSpec, entrypoint: str, contract
     qualified_name = inputs.pop("connection_qualified_name", None) or attributes.get("qualifiedName")
 
     if raw_credential is not None:
+        if not raw_credential.get("name"):
+            raw_credential["name"] = _default_credential_name(ctx, attributes.get("connectorName") or spec.connector,
+                                                              qualified_name)
         new_guid = vault(ctx.store, raw_credential, created_by=OWNER)
         inputs["credential_guid"] = new_guid
         attributes["defaultCredentialGuid"] = new_guid
@@ -153,6 +156,15 @@ def _prepare_inputs(ctx: Any, spec: catalogue.AppSpec, entrypoint: str, contract
             if kept and not given:
                 attributes["defaultCredentialGuid"] = kept
     return inputs, qualified_name
+
+
+def _default_credential_name(ctx: Any, connector: str, qualified_name: Any) -> str:
+    """The name a credential vaulted from ``inputs.credential`` gets when it was sent without one (the
+    docs' raw REST body): what the SDK's builders send, ``default-{connector}-{epoch}-0``, with the
+    epoch of the connection's qualifiedName (``default/{connector}/{epoch}``) or else of now."""
+    tail = qualified_name.rsplit("/", 1)[-1] if isinstance(qualified_name, str) else ""
+    epoch = tail if tail.isdigit() else str(int(ctx.store.now()))
+    return f"default-{connector}-{epoch}-0"
 
 
 # -- reshaping on read ----------------------------------------------------------------------------
@@ -236,6 +248,7 @@ def _insert_workflow(ctx: Any, name: str, spec: catalogue.AppSpec, entrypoint: s
         "seq": ctx.store.next_seq(),
     }
     ctx.store.data["apps"][slug] = record
+    assets.write_connection(ctx, inputs.get("connection"))
     return record
 
 
@@ -449,6 +462,7 @@ def update_app(ctx: Any, req: Request, slug: str) -> dict[str, Any]:
         record["version"] = _new_version(ctx, record["version"])
         record["updated_at"] = ctx.store.now()
         record["correlation_id"] = ctx.store.new_guid()
+        assets.write_connection(ctx, inputs.get("connection"))
         return {"execution_mode": "native", "slug": slug, "version": record["version"]}
 
 

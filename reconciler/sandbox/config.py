@@ -36,6 +36,9 @@ class SandboxConfig:
     run_pending_s: float = 0.5
     run_running_s: float = 2.0
     run_failure_rate: float = 0.0
+    # Asset search (/api/meta/) shows an App run this long after it was submitted: the real index
+    # lags by seconds, which is why the SDK's idempotent submit polls it after a refused submit.
+    index_lag_s: float = 0.0
     # Lists.
     app_list_default_limit: int = 50
     app_list_max_limit: int = 200
@@ -59,6 +62,8 @@ class SandboxConfig:
             raise ValueError("run failure rate must be between 0 and 1")
         if self.rate_limit < 0 or self.latency_ms < 0 or self.jitter_ms < 0:
             raise ValueError("rate limit, latency and jitter cannot be negative")
+        if self.index_lag_s < 0:
+            raise ValueError("the index lag cannot be negative")
         if self.max_body_bytes < 0:
             raise ValueError("the request body limit cannot be negative")
         if not self.read_timeout_s > 0:
@@ -79,6 +84,7 @@ class SandboxConfig:
         "run_pending_s",
         "run_running_s",
         "run_failure_rate",
+        "index_lag_s",
     )
 
     def public(self) -> dict[str, Any]:

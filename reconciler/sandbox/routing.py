@@ -63,9 +63,10 @@ class Route:
 
 
 class Router:
-    """A route table: ``@router.route("GET", "v1/app/{slug}")``."""
+    """A route table: ``@router.route("GET", "v1/app/{slug}")``, templates relative to ``prefix``."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "/api/service/") -> None:
+        self.prefix = prefix
         self.routes: list[Route] = []
 
     def route(self, method: str, template: str) -> Callable[[Handler], Handler]:
@@ -78,7 +79,15 @@ class Router:
         return register
 
     def include(self, other: Router) -> None:
+        if other.prefix != self.prefix:
+            raise ValueError(f"routes under {other.prefix} cannot join a table under {self.prefix}")
         self.routes.extend(other.routes)
+
+    def key(self, method: str, template: str) -> str:
+        """How requests to a route are counted: ``POST v1/app`` under /api/service/, and the path from
+        /api/ under any other prefix (``POST meta/search/indexsearch``)."""
+        where = "" if self.prefix == "/api/service/" else self.prefix[len("/api/"):]
+        return f"{method} {where}{template}"
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         """The route for a request; raises 404 (no such path) or 405 (path exists, method does not)."""
@@ -91,8 +100,8 @@ class Router:
             if route.method == method:
                 return route, m.groupdict()
         if path_known:
-            raise HttpError(405, f"method {method} is not allowed on /api/service/{path}", code=405)
-        raise HttpError(404, f"no API endpoint at /api/service/{path}", code=404)
+            raise HttpError(405, f"method {method} is not allowed on {self.prefix}{path}", code=405)
+        raise HttpError(404, f"no API endpoint at {self.prefix}{path}", code=404)
 
 
 # JSON from a client (a request body, a JSON-string field, a query parameter) may nest arrays and

@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
-from reconciler.sandbox import apps, credentials, legacy, runs
+from reconciler.sandbox import apps, assets, credentials, legacy, runs
 from reconciler.sandbox.config import FAULT_KINDS, SandboxConfig
 from reconciler.sandbox.faults import FaultInjector
 from reconciler.sandbox.routing import HttpError, Request, Route, Router, bad_request, parse_json
@@ -37,13 +37,15 @@ API_PREFIX = "/api/service/"
 
 
 def _build_router() -> Router:
-    router = Router()
+    router = Router(API_PREFIX)
     for module in (apps, credentials, legacy):
         router.include(module.router)
     return router
 
 
 ROUTER = _build_router()
+# Each API the sandbox serves, by path prefix: the tenant's services (Heracles) and asset search (Atlas).
+ROUTERS = {API_PREFIX: ROUTER, assets.router.prefix: assets.router}
 
 
 class Stats:
@@ -451,19 +453,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(status, answer)
             return
 
-        if not url.path.startswith(API_PREFIX):
-            sandbox.stats.record(f"{method} <outside /api/service/>", 404)
-            self._send(404, {"code": 404, "message": f"no API at {url.path}; the tenant API lives under {API_PREFIX}"},
-                       close=unread)
+        router = next((r for prefix, r in ROUTERS.items() if url.path.startswith(prefix)), None)
+        if router is None:
+            sandbox.stats.record(f"{method} <outside the API>", 404)
+            self._send(404, {"code": 404, "message": f"no API at {url.path}; the tenant API lives under "
+                                                    f"{' and '.join(ROUTERS)}"}, close=unread)
             return
-        path = url.path[len(API_PREFIX):]
+        path = url.path[len(router.prefix):]
         try:
             route: Route | None
-            route, path_params = ROUTER.match(method, path)
+            route, path_params = router.match(method, path)
             template, unmatched = route.template, None
         except HttpError as err:
             route, path_params, template, unmatched = None, {}, "<unmatched>", err
-        key = f"{method} {template}"
+        key = router.key(method, template)
 
         # Who is asking comes first: a client without the token gets its 401 before its body is read,
         # and never costs a rate-limit token, a fault or injected latency.

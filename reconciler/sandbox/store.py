@@ -47,6 +47,7 @@ def empty_state() -> dict[str, Any]:
         "credentials": {},
         "templates": {},
         "workflow_runs": {},
+        "connections": {},
         "settings": {"failing_credentials": []},
     }
 
@@ -159,6 +160,7 @@ class Store:
         data = self.data
         return (guid in data["credentials"] or guid in data["runs"]
                 or any(a.get("correlation_id") == guid for a in data["apps"].values())
+                or any(c["guid"] == guid for c in data["connections"].values())
                 or any(t["source"]["metadata"].get("uid") == guid for t in data["templates"].values()))
 
     def new_suffix(self, length: int, alphabet: str = string.ascii_lowercase + string.digits) -> str:
