@@ -60,6 +60,7 @@ class ApplySettings:
     secret_refs: Mapping[str, str] = field(default_factory=dict)  # spec path -> ${env:NAME}
     prevent_destroy: bool = False
     connection_qualified_name: str | None = None  # the connection to reuse (App)
+    connector: str | None = None  # the connector of a connection to mint (App; None: from appId)
     entrypoint: str | None = None  # as declared (App; None: the app's default)
     credential_guid: str | None = None  # a credentialRef given as a guid: sent as given (App)
     ignored: tuple[str, ...] = ()  # ignoreDifferences: not compared, so not recorded as applied (drift)
@@ -73,6 +74,8 @@ class ApplySettings:
             out["prevent_destroy"] = True
         if self.connection_qualified_name:
             out["connection_qualified_name"] = self.connection_qualified_name
+        if self.connector:
+            out["connector"] = self.connector
         if self.entrypoint is not None:
             out["entrypoint"] = self.entrypoint
         if self.credential_guid:
@@ -94,6 +97,7 @@ class ApplySettings:
         return cls(secret_refs={str(k): str(v) for k, v in refs.items()},
                    prevent_destroy=bool(data.get("prevent_destroy", False)),
                    connection_qualified_name=_optional_str(data.get("connection_qualified_name")),
+                   connector=_optional_str(data.get("connector")),
                    entrypoint=_optional_str(data.get("entrypoint")),
                    credential_guid=_optional_str(data.get("credential_guid")),
                    ignored=tuple(str(p) for p in ignored))

@@ -27,6 +27,7 @@ from pyatlan.model.apps import AppBuilder, AtlanMysql  # noqa: E402
 
 from reconciler.client import ApiClient  # noqa: E402
 from reconciler.errors import InvalidRequestError  # noqa: E402
+from reconciler.kinds.app import connector_of  # noqa: E402
 from reconciler.sandbox import Sandbox, catalogue, catalogue_sdk, generate_catalogue  # noqa: E402
 from tests.conftest import TOKEN, connection, fast_config  # noqa: E402
 
@@ -144,17 +145,18 @@ def test_what_every_setter_of_every_builder_sends_fits_the_served_contract(build
     assert refused <= REFUSED
 
 
-def _plan_folder(tmp_path: Path, app_ids: list[str]) -> Path:
+def _plan_folder(tmp_path: Path, app_ids: list[str], connectors: dict[str, str] | None = None) -> Path:
     folder = tmp_path / "manifests"
     folder.mkdir()
     for n, app_id in enumerate(app_ids):
+        connector = f", connector: {connectors[app_id]}" if connectors and app_id in connectors else ""
         # Agent extraction: no credential to declare, and every app's contract has it.
         (folder / f"app-{n}.yaml").write_text(f"""apiVersion: reconciler/v1
 kind: App
 metadata: {{name: plan-{n}}}
 spec:
   appId: {app_id}
-  connection: {{name: plan-{n}}}
+  connection: {{name: plan-{n}{connector}}}
   inputs: {{extraction_method: agent, agent_json: {{agent: a1}}}}
 """)
     return folder
@@ -179,6 +181,29 @@ def test_a_plan_naming_the_upper_case_sdk_app_ids_knows_the_apps(tenant: Sandbox
     done = _plan(tenant, _plan_folder(tmp_path, UPPER_CASE_IDS), tmp_path)
     assert "RC110" not in done.stdout + done.stderr
     assert done.returncode == 0, done.stderr
+
+
+def test_every_sdk_app_applies_on_its_connector_and_converges(tmp_path: Path) -> None:
+    # A connection is minted as default/{connector}/{epoch} with the connector the SDK's builder uses:
+    # derived from the app id, or given as connection.connector where the id does not say it.
+    sdk_connector = {str(b._APP_ID): str(b._CONNECTOR_NAME) for b in BUILDERS}
+    given = {a: c for a, c in sdk_connector.items() if connector_of(a) != c}
+    assert set(given) <= {"Kafka-apache", "Kafka-confluent", "anaplan-anaplan", "atlan-knowledge-catalog",
+                          "atlan-standard-lineage", "csa-uber-asset-export-basic", "mongodbatlas-atlas"}
+    with Sandbox(fast_config()).start() as sandbox:
+        folder = _plan_folder(tmp_path, APP_IDS, given)
+        env = {**os.environ, "ATLAN_BASE_URL": sandbox.base_url, "ATLAN_API_KEY": TOKEN}
+        applied = subprocess.run([sys.executable, "-m", "reconciler", "apply", str(folder), "--auto-approve"],
+                                 capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        with ApiClient(sandbox.base_url, TOKEN) as client:
+            apps = {a["app_id"]: json.loads(a["dag"]["extract"]["inputs"]["args"]["connection"])["attributes"]
+                    for a in client.list_apps()}
+        assert {a: (c["connectorName"], c["qualifiedName"].split("/")[1]) for a, c in apps.items()} == {
+            a: (c, c) for a, c in sdk_connector.items()}
+        again = subprocess.run([sys.executable, "-m", "reconciler", "plan", str(folder), "--detailed-exitcode"],
+                               capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+        assert again.returncode == 0 and "No changes." in again.stdout, again.stdout + again.stderr
 
 
 def test_an_app_without_a_named_entrypoint_uses_its_default_slot(tenant: Sandbox) -> None:

@@ -126,6 +126,7 @@ class AppKind(Kind):
         return dataclasses.replace(
             super().settings(want),
             connection_qualified_name=(want.spec.get("connection") or {}).get("qualifiedName") or None,
+            connector=(want.spec.get("connection") or {}).get("connector") or None,
             entrypoint=want.spec.get("entrypoint"),
             # A guid given in the manifest is sent as given, never looked up again by name.
             credential_guid=ref if isinstance(ref, str) and GUID.match(ref) else None,
@@ -491,13 +492,25 @@ def _inputs_validator(the_app: str, contract: Mapping[str, Any]) -> Draft202012V
 # -- apply helpers --------------------------------------------------------------------------------------
 
 
+def connector_of(app_id: str) -> str:
+    """The connector of a connection minted for an app whose manifest names none: the app id without
+    the ``atlan-`` prefix and the role suffix (``atlan-mysql``: mysql, ``snowflake-miner``:
+    snowflake, ``postgres-crawler``: postgres). Apps named otherwise (``Kafka-apache`` is
+    apache-kafka) need ``connection.connector``."""
+    name = app_id.lower().removeprefix("atlan-")
+    for role in ("-crawler", "-miner", "-lineage", "-extractor"):
+        if name.endswith(role) and len(name) > len(role):
+            return name[: -len(role)]
+    return name
+
+
 def _connection(change: Change, ops: Applier, base: Mapping[str, Any] | None) -> dict[str, Any]:
     after = change.after or {}
     wanted = after.get("connection") or {}
     entity: dict[str, Any] = copy.deepcopy(dict(base)) if base else {"typeName": "Connection", "attributes": {}}
     attributes: dict[str, Any] = entity.setdefault("attributes", {})
     if not attributes.get("qualifiedName"):
-        connector = str(after.get("appId", "")).split("-")[0]
+        connector = change.settings.connector or connector_of(str(after.get("appId", "")))
         attributes["qualifiedName"] = change.settings.connection_qualified_name or f"default/{connector}/{int(time.time())}"
     attributes.setdefault("connectorName", attributes["qualifiedName"].split("/")[1])
     attributes["name"] = wanted.get("name")
