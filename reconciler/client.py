@@ -361,6 +361,13 @@ class ApiClient:
         params = {"filter": json.dumps(dict(filter))} if filter else None
         return self.iter_offset("credentials", "records", params=params, page_size=page_size)
 
+    def credential_page(self, offset: int, *, page_size: int = CREDENTIAL_PAGE) -> tuple[list[dict[str, Any]], int | None]:
+        """One page of the credential list, and how many credentials the tenant counts in all
+        (``filterRecord``; None when the answer has no count)."""
+        page = self.call("GET", "credentials", params={"limit": page_size, "offset": offset}) or {}
+        total = page.get("filterRecord")
+        return list(page.get("records") or []), total if isinstance(total, int) and not isinstance(total, bool) else None
+
     def test_credential(self, credential: dict[str, Any]) -> dict[str, Any]:
         """The server's verdict; ``credential_test_passed`` reads it."""
         return self.call("POST", "credentials/test", body=credential, idempotent=True)

@@ -8,7 +8,6 @@ its output is turned into ``FieldChange`` here, at once: nothing downstream sees
 
 from __future__ import annotations
 
-import copy
 import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
@@ -59,38 +58,52 @@ def get_path(obj: Any, parts: list[str]) -> Any:
     return obj
 
 
-def _drop(obj: Any, parts: list[str]) -> None:
-    for part in parts[:-1]:
-        if not isinstance(obj, dict) or part not in obj:
-            return
-        obj = obj[part]
-    if isinstance(obj, dict):
-        obj.pop(parts[-1], None)
+def _dropped(obj: Any, parts: list[str]) -> Any:
+    """``obj`` without the value at ``parts``: the mappings along the path are copied, everything
+    else is shared (``obj`` itself is never changed)."""
+    if not isinstance(obj, dict) or parts[0] not in obj:
+        return obj
+    out = dict(obj)
+    if len(parts) == 1:
+        del out[parts[0]]
+    else:
+        out[parts[0]] = _dropped(obj[parts[0]], parts[1:])
+    return out
+
+
+def _replaced(obj: Any, parts: list[str], value: Any) -> Any:
+    """``obj`` with the (existing) mapping at ``parts`` replaced by ``value``, copying only the path."""
+    if not parts:
+        return value
+    out = dict(obj)
+    out[parts[0]] = _replaced(obj[parts[0]], parts[1:], value)
+    return out
 
 
 def masked(desired: Mapping[str, Any], live: Mapping[str, Any], declared_only: Iterable[str],
            ignore: Iterable[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Copies of both sides without ignored paths, and with the live side reduced to what the
-    manifest declares where the kind compares only declared fields."""
-    wanted_side: dict[str, Any] = copy.deepcopy(dict(desired))
-    live_side: dict[str, Any] = copy.deepcopy(dict(live))
+    """Both sides without ignored paths, and with the live side reduced to what the manifest
+    declares where the kind compares only declared fields. The inputs are never changed; what is
+    returned shares their unchanged parts (a plan runs this on every object: no deep copies)."""
+    wanted_side: dict[str, Any] = dict(desired)
+    live_side: dict[str, Any] = dict(live)
     for path in declared_only:
         parts = path.split(".")
         if parts[-1] == "*":
             wanted = get_path(wanted_side, parts[:-1])
             have = get_path(live_side, parts[:-1])
             if wanted is MISSING:
-                _drop(live_side, parts[:-1])
+                live_side = _dropped(live_side, parts[:-1])
             elif isinstance(have, dict):
-                for key in list(have):
-                    if not isinstance(wanted, dict) or key not in wanted:
-                        del have[key]
+                kept = {k: v for k, v in have.items() if isinstance(wanted, dict) and k in wanted}
+                if len(kept) != len(have):
+                    live_side = _replaced(live_side, parts[:-1], kept)
         elif get_path(wanted_side, parts) is MISSING:
-            _drop(live_side, parts)
+            live_side = _dropped(live_side, parts)
     for path in ignore:
         parts = path.split(".")
-        _drop(wanted_side, parts)
-        _drop(live_side, parts)
+        wanted_side = _dropped(wanted_side, parts)
+        live_side = _dropped(live_side, parts)
     return wanted_side, live_side
 
 

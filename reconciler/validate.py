@@ -389,7 +389,7 @@ def _report_schema_error(doc: Document, error: ValidationError, report: _Reporte
         report.at(doc, path, "RC030", f"invalid name {error.instance!r}: names use lower-case letters, digits, "
                   "'.', '_' and '-', start and end with a letter or digit, and are at most 100 characters",
                   f"For example: {suggestion[:100]!r}" if suggestion else "")
-    elif error.validator == "not" and list((error.validator_value or {}).keys()) == ["required"]:
+    elif error.validator == "not" and isinstance(error.validator_value, dict) and list(error.validator_value) == ["required"]:
         together = error.validator_value["required"]  # fields that exclude each other
         report.at(doc, path + (together[-1],), "RC025", f"{' and '.join(together)} exclude each other in {where}: "
                   "give one of them", ((schema.get("properties") or {}).get(together[-1]) or {}).get("description", ""))

@@ -7,11 +7,12 @@ Every create or update is tested by the tenant first; a failed test stops it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any
 
-from reconciler.errors import ApiError, ConflictError
+from reconciler.errors import ApiError, ConflictError, ReconcilerError
 from reconciler.kinds import Fetched, FetchScope, Kind
 from reconciler.model import Resource, ResourceKey
 from reconciler.normalize import Context, canonical_value, fingerprint
@@ -28,6 +29,37 @@ FIELDS = ("connector", "connectorConfigName", "connectorType", "authType", "desc
 OPTIONAL = ("connectorConfigName", "connectorType", "description", "host", "port")
 
 
+LISTING_ATTEMPTS = 3
+
+
+def every_credential(client: ApiClient, pool: Executor, first: Future[tuple[list[dict[str, Any]], int | None]]
+                     ) -> list[dict[str, Any]]:
+    """Every credential, in list order. The first page tells how many there are and how many a
+    page holds; the other pages are then read at once, concurrently (on ``pool``; the caller is
+    not one of its workers). Pages by offset shift when the list changes while it is read, which
+    would hide a credential (and a plan would create it again): the listing is read again until
+    the records found are exactly as many as the tenant counts, each once."""
+    for attempt in range(LISTING_ATTEMPTS):
+        page, total = first.result() if attempt == 0 else client.credential_page(0)
+        if total is None or (total and not page):  # no count to go by: one page after another
+            return _distinct(list(client.list_credentials()))
+        step = len(page)  # what the tenant serves in a page (it may clamp the size asked for)
+        rest = [pool.submit(client.credential_page, offset) for offset in range(step, total, step)] if step else []
+        pages = [page, *(f.result()[0] for f in rest)]
+        records = _distinct([r for p in pages for r in p])
+        if len(records) == total == sum(map(len, pages)):
+            return records
+    raise ReconcilerError(f"the tenant's credential list changed each of the {LISTING_ATTEMPTS} times it was read",
+                          hint="Another client is creating or deleting credentials; run the command again.")
+
+
+def _distinct(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for record in records:
+        seen.setdefault(str(record.get("id")), record)
+    return list(seen.values())
+
+
 class CredentialKind(Kind):
     kind = "Credential"
     schema_file = "credential.schema.json"
@@ -40,11 +72,14 @@ class CredentialKind(Kind):
 
     # -- fetch ---------------------------------------------------------------------------------------
 
+    def prefetch(self, client: ApiClient, pool: Executor, stop: threading.Event | None = None) -> Any:
+        return pool.submit(client.credential_page, 0)
+
     def fetch(self, client: ApiClient, scope: FetchScope, pool: Executor) -> Callable[[], Fetched]:
-        listed = pool.submit(lambda: list(client.list_credentials()))
+        first = scope.early.get(self.kind) or self.prefetch(client, pool)
 
         def finish() -> Fetched:
-            records = listed.result()
+            records = every_credential(client, pool, first)
             return Fetched(objects=[(resource(r), str(r.get("id"))) for r in records],
                            context={"credential_names": {str(r.get("id")): str(r.get("name")) for r in records}})
         return finish

@@ -128,8 +128,10 @@ def test_masked_does_not_change_its_inputs() -> None:
                    ignore=["inputs.x"])
     assert (desired, live) == before
     assert (d, lv) == ({"parameters": {"a": "1"}, "inputs": {}}, {"parameters": {"a": "1"}, "inputs": {}})
-    d["parameters"]["a"] = "changed"
-    assert desired["parameters"]["a"] == "1"  # copies, not views
+    # Only the mappings along a dropped path are copied; the rest is shared (the results are read,
+    # never changed: a plan masks every object, and deep copies were a fifth of its time).
+    assert d["parameters"] is desired["parameters"] and lv["parameters"] is not live["parameters"]
+    assert d["inputs"] is not desired["inputs"]
 
 
 # Field names as manifests have them: a dot would make a dotted path ("inputs.a.b") ambiguous.
