@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.apply import Applier, Options, cancel_runs, wait_for_runs
 from reconciler.client import ApiClient
 from reconciler.defaults import API_KEY_ENV, MAX_DELETES, MAX_PLAN_AGE, PARALLELISM
 from reconciler.errors import Diagnostic, ManifestError
@@ -181,6 +180,8 @@ def apply(
     to their end (or that many seconds), calling ``on_run(outcome)`` whenever a run's status
     changes; on Ctrl-C, ``cancel_on_interrupt()`` says whether to cancel the runs still in flight.
     """
+    from reconciler.apply import Applier, Options, cancel_runs, wait_for_runs  # only apply needs it
+
     paths = list(paths)
     env = os.environ if env is None else env
     tenant_id = tenant_id or client.base_url

@@ -216,7 +216,7 @@ class AppKind(Kind):
             return []
         inputs = {k: v for k, v in (want.spec.get("inputs") or {}).items() if k not in PLUMBING}
         notes, reported = [], set()
-        for error in sorted(_inputs_validator(the_app, contract).iter_errors(wire_inputs(inputs, contract)),
+        for error in sorted(_inputs_validator(contract).iter_errors(wire_inputs(inputs, contract)),
                             key=lambda e: list(e.absolute_path)):
             where = ".".join(str(p) for p in error.absolute_path)
             if error.validator == "additionalProperties":
@@ -476,20 +476,22 @@ def wire_inputs(inputs: Mapping[str, Any], contract: Mapping[str, Any] | None) -
     return out
 
 
-_validators: dict[tuple[str, str], Draft202012Validator] = {}
+# By contract object: a run reads each contract once and keeps it, so its identity is the key (the
+# contract is kept beside its validator, so an id is never reused while it is a key here).
+_validators: dict[int, tuple[Mapping[str, Any], Draft202012Validator]] = {}
 
 
-def _inputs_validator(the_app: str, contract: Mapping[str, Any]) -> Draft202012Validator:
+def _inputs_validator(contract: Mapping[str, Any]) -> Draft202012Validator:
     """The contract without its plumbing (connection, credential): those come from the manifest's
     connection and credentialRef, and are checked there."""
-    cache_key = (the_app, canonical_json(contract))
-    if cache_key not in _validators:
+    cached = _validators.get(id(contract))
+    if cached is None or cached[0] is not contract:
         schema = copy.deepcopy(dict(contract))
         schema.pop("required", None)
         schema.pop("allOf", None)
         schema["properties"] = {k: v for k, v in (schema.get("properties") or {}).items() if k not in PLUMBING}
-        _validators[cache_key] = Draft202012Validator(schema)
-    return _validators[cache_key]
+        cached = _validators[id(contract)] = (contract, Draft202012Validator(schema))
+    return cached[1]
 
 
 # -- apply helpers --------------------------------------------------------------------------------------
