@@ -247,9 +247,27 @@ def _insert_workflow(ctx: Any, name: str, spec: catalogue.AppSpec, entrypoint: s
         "archived": False,
         "seq": ctx.store.next_seq(),
     }
+    names = _names(ctx)  # made (if it must be) before the record is in
     ctx.store.data["apps"][slug] = record
+    names.setdefault(name, []).append(slug)
     assets.write_connection(ctx, inputs.get("connection"))
     return record
+
+
+def _names(ctx: Any) -> dict[str, list[str]]:
+    """Active workflows by name (slugs in creation order): a create checks its name in one lookup,
+    not a scan of every workflow the tenant ever had."""
+    def build(data: dict[str, Any]) -> dict[str, list[str]]:
+        index: dict[str, list[str]] = {}
+        for record in sorted(data["apps"].values(), key=lambda a: a["seq"]):
+            if not record["archived"]:
+                index.setdefault(record["name"], []).append(record["slug"])
+        return index
+    return ctx.store.index("app_names", build)
+
+
+def _named(ctx: Any, name: str) -> list[dict[str, Any]]:
+    return [ctx.store.data["apps"][slug] for slug in _names(ctx).get(name, ())]
 
 
 def _new_version(ctx: Any, previous: int = 0) -> int:
@@ -382,9 +400,8 @@ def create_app(ctx: Any, req: Request) -> dict[str, Any]:
     run = body.get("run", True)
     if not isinstance(run, bool):
         raise bad_request("'run' must be a boolean")
-    with ctx.store.mutate() as data:
-        same_name = sorted((a for a in data["apps"].values() if a["name"] == body["name"] and not a["archived"]),
-                           key=lambda a: a["seq"])
+    with ctx.store.mutate():
+        same_name = _named(ctx, body["name"])
         if len(same_name) == 1:
             raise HttpError(409, "a workflow with that name already exists",
                             extra={"slug": same_name[0]["slug"], "version": same_name[0]["version"]})
@@ -425,11 +442,8 @@ def list_apps(ctx: Any, req: Request) -> dict[str, Any]:
     after = _decode_cursor(req.params["cursor"]) if req.params.get("cursor") else 0
     name = req.params.get("name")
     with ctx.store.read() as data:
-        matching = sorted(
-            (a for a in data["apps"].values()
-             if not a["archived"] and a["seq"] > after and (name is None or a["name"] == name)),
-            key=lambda a: a["seq"],
-        )
+        candidates = _named(ctx, name) if name is not None else data["apps"].values()
+        matching = sorted((a for a in candidates if not a["archived"] and a["seq"] > after), key=lambda a: a["seq"])
         page = matching[:limit]
         has_more = len(matching) > limit
         return {
@@ -471,6 +485,7 @@ def delete_app(ctx: Any, req: Request, slug: str) -> dict[str, Any]:
     with ctx.store.mutate() as data:
         record = _active_app(data, slug)
         record["archived"] = True
+        _names(ctx)[record["name"]].remove(slug)
         # Archiving a workflow removes its schedules; the name is free for reuse.
         for trigger in _schedules_of(data, slug):
             del data["schedules"][trigger["trigger_id"]]

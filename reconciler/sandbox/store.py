@@ -68,6 +68,12 @@ def state_digest(data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def _guids_in(data: dict[str, Any]) -> set[str]:
+    return {*data["credentials"], *data["runs"], *(a.get("correlation_id") for a in data["apps"].values()),
+            *(c["guid"] for c in data["connections"].values()),
+            *(t["source"]["metadata"].get("uid") for t in data["templates"].values())} - {None}
+
+
 class ManualClock:
     """A clock (epoch seconds) that moves only when told to: pass it as ``Sandbox(clock=...)`` or set
     ``sandbox.store.clock``, then ``advance()`` past a run's Pending or Running window instead of
@@ -99,6 +105,7 @@ class Store:
         self.persist_interval = persist_interval
         self.clock = clock
         self._lock = threading.RLock()
+        self._indexes: dict[str, Any] = {}  # derived from ``data``: dropped whenever it is replaced
         self._dirty = threading.Event()
         self._closed = threading.Event()
         self.data, loaded = self._load()
@@ -136,6 +143,15 @@ class Store:
         with self.mutate() as data:
             data.clear()
             data.update(seeded_state())
+            self._indexes.clear()
+
+    def index(self, name: str, build: Callable[[dict[str, Any]], Any]) -> Any:
+        """A lookup table derived from the document (``build(data)``), made on first use and kept
+        up to date by the handlers that change what it indexes (the caller holds the lock)."""
+        with self._lock:
+            if name not in self._indexes:
+                self._indexes[name] = build(self.data)
+            return self._indexes[name]
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -149,19 +165,15 @@ class Store:
             return int(self.data["seq"])
 
     def new_guid(self) -> str:
-        """A uuid4 no stored credential, run, workflow or template uses yet."""
+        """A uuid4 that no stored credential, run, workflow, connection or template uses, nor ever
+        used since this store was loaded (every guid it mints is remembered: a set, not a scan)."""
         with self._lock:
+            used = self.index("guids", _guids_in)
             while True:
                 guid = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
-                if not self.guid_in_use(guid):
+                if guid not in used:
+                    used.add(guid)
                     return guid
-
-    def guid_in_use(self, guid: str) -> bool:
-        data = self.data
-        return (guid in data["credentials"] or guid in data["runs"]
-                or any(a.get("correlation_id") == guid for a in data["apps"].values())
-                or any(c["guid"] == guid for c in data["connections"].values())
-                or any(t["source"]["metadata"].get("uid") == guid for t in data["templates"].values()))
 
     def new_suffix(self, length: int, alphabet: str = string.ascii_lowercase + string.digits) -> str:
         with self._lock:
