@@ -212,6 +212,18 @@ class JitterRetry(Retry):
         kw.setdefault("counter", self.counter)
         return super().new(**kw)
 
+    def parse_retry_after(self, retry_after: str) -> float:
+        """Seconds to wait. HTTP says whole seconds or a date; a fraction ("0.5"), which some servers
+        send, is taken as it is, where urllib3 would refuse the answer (InvalidHeader) and fail the
+        request it was retrying."""
+        try:
+            seconds = float(retry_after)
+        except ValueError:
+            return float(super().parse_retry_after(retry_after))
+        if not math.isfinite(seconds) or seconds < 0:
+            return float(super().parse_retry_after(retry_after))  # refused as urllib3 refuses it
+        return min(seconds, float(self.retry_after_max))  # capped as urllib3 caps whole seconds
+
     def get_backoff_time(self) -> float:
         attempts = len(self.history)
         if attempts == 0 or self.backoff_factor <= 0:

@@ -158,7 +158,10 @@ def test_credentials_endpoints_never_return_secrets(client: ApiClient, introspec
 def test_roles_and_whoami(client: ApiClient) -> None:
     assert [r["id"] for r in client.list_roles({"name": "$admin"})] == [ROLES[0]["id"]]
     assert {r["name"] for r in client.list_roles()} == {"$admin", "$member", "$guest"}
-    assert client.whoami()["roles"][0]["name"] == "$api-token-default-access"
+    [role] = client.whoami()["roles"]
+    assert role["name"] == "$api-token-default-access"
+    # A role of its own: not the $admin role's guid, and not one of the workspace roles.
+    assert role["id"] not in {r["id"] for r in client.list_roles()}
 
 
 def test_legacy_workflow_endpoints(client: ApiClient, introspect: Introspection) -> None:

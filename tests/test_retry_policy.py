@@ -365,3 +365,45 @@ def test_the_retry_after_of_a_throttled_answer_reaches_the_budget() -> None:
     assert budget.wait_time() == pytest.approx(5.0)  # capped at retry_after_max
     policy.increment("POST", "/x", response=HTTPResponse(status=503, headers={"Retry-After": "1"}))
     assert counter.snapshot() == {"429": 1, "503": 1} and budget.decreases == 1
+
+
+def test_a_fractional_retry_after_is_waited_for_not_a_failure() -> None:
+    # Some servers send Retry-After: 0.5; urllib3 alone refuses such an answer (InvalidHeader) and
+    # fails the request it was retrying. A real server on loopback: 429 with 0.5 once, then 200.
+    import http.server
+
+    answers = iter([(429, {"Retry-After": "0.5"}), (200, {})])
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            status, headers = next(answers)
+            body = b'{"records": [], "totalRecord": 0, "filterRecord": 0}'
+            self.send_response(status)
+            for name, value in {**headers, "Content-Type": "application/json", "Content-Length": str(len(body))}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with ApiClient(f"http://127.0.0.1:{server.server_address[1]}/", "k", max_retries=2, backoff_factor=0.001) as client:
+            assert list(client.list_credentials()) == []
+            assert client.retries.snapshot() == {"429": 1}
+    finally:
+        server.shutdown()
+    policy = retry_policy(idempotent=True, max_retries=1, backoff_factor=0, backoff_max=0, retry_after_max=5, counter=None)
+    assert policy.parse_retry_after("0.5") == 0.5 and policy.parse_retry_after("2") == 2
+    for bad in ("-1", "nan", "soon"):
+        with pytest.raises(Exception, match="Invalid Retry-After"):
+            policy.parse_retry_after(bad)
+
+
+def test_the_sandbox_rounds_a_fractional_retry_after_up(sandbox_factory: Callable[..., Sandbox]) -> None:
+    sandbox = sandbox_factory(retry_after_s=0.5, fault_rate=1.0, fault_kinds=("503",))
+    answer = requests.get(f"{sandbox.base_url}api/service/credentials", headers={"Authorization": f"Bearer {TOKEN}"},
+                          timeout=10)
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"  # whole seconds; "0" would mean at once

@@ -118,7 +118,11 @@ Choices made where ATLAN_API.md says the real server's behaviour is unknown [?]:
   (the seeded UI templates name credentials vaulted before the sandbox's time).
   Archive answers ``{"name", "archived": true, "message"}``. Search indexes are named
   ``atlan-workflow-templates`` and ``atlan-workflow-runs``.
-* ``whoami`` reports the ``$api-token-default-access`` role, so SDK clients use ``workflows/…``.
+* ``whoami`` reports the ``$api-token-default-access`` role, so SDK clients use ``workflows/…``;
+  it has a guid of its own (it borrowed ``$admin``'s once) and is not a workspace role, so
+  ``GET roles`` does not list it.
+* ``Retry-After`` is whole seconds: a fractional ``retry_after_s`` is rounded up (0.5 s is sent
+  as 1, never as 0, which would say "at once").
 * Index search: ``from`` and ``size`` must be JSON integers from 0 to 10,000 (null or absent:
   0 and 10) and ``from + size`` at most 10,000, Elasticsearch's default
   ``index.max_result_window``; anything else is 400 naming the field and what was sent. A

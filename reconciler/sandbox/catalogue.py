@@ -309,12 +309,15 @@ ROLES: tuple[dict[str, Any], ...] = (
     },
 )
 
+# The role an API token's service account holds: a role of its own (not $admin, whose guid it once
+# borrowed), and not a workspace role, so ``GET roles`` does not list it.
+API_TOKEN_ROLE: dict[str, Any] = {"id": "3b5b8c8e-4f1a-4a8e-9d2a-0a0000000010", "name": "$api-token-default-access"}
 API_TOKEN_USER: dict[str, Any] = {
     "id": "0f7c1d2e-6a55-4a3e-9b1e-5e0000000001",
     "username": "service-account-apikey-reconciler",
     "firstName": "API",
     "lastName": "Token",
-    "roles": [{"id": ROLES[0]["id"], "name": "$api-token-default-access"}],
+    "roles": [dict(API_TOKEN_ROLE)],
 }
 
 

@@ -62,6 +62,8 @@ class SandboxConfig:
             raise ValueError("run failure rate must be between 0 and 1")
         if self.rate_limit < 0 or self.latency_ms < 0 or self.jitter_ms < 0:
             raise ValueError("rate limit, latency and jitter cannot be negative")
+        if self.retry_after_s < 0:
+            raise ValueError("the Retry-After delay cannot be negative")
         if self.index_lag_s < 0:
             raise ValueError("the index lag cannot be negative")
         if self.max_body_bytes < 0:

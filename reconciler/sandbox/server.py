@@ -498,7 +498,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drop()
                 return
             status = int(fault)
-            headers = {"Retry-After": str(max(0, int(sandbox.config.retry_after_s)))} if status in (429, 503) else {}
+            # Retry-After is whole seconds: a fraction rounds up (0.5 s as "0" would say "at once").
+            headers = {"Retry-After": str(math.ceil(max(0.0, sandbox.config.retry_after_s)))} if status in (429, 503) else {}
             message = f"injected fault: HTTP {status}"
             if sandbox.config.echo_request_errors and bad_body is None:
                 message += f" (request was: {json.dumps(body)})"
