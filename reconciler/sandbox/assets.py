@@ -148,7 +148,7 @@ def index_search(ctx: Any, req: Request) -> dict[str, Any]:
     if not isinstance(wanted, list) or not all(isinstance(a, str) for a in wanted):
         raise bad_request("'attributes' must be a list of attribute names")
     with ctx.store.read() as data:
-        answer = search.search(_documents(ctx, data), dsl, "janusgraph_vertex_index")
+        answer = search.search(_documents(ctx, data), dsl, "janusgraph_vertex_index", ctx.store.now())
     out: dict[str, Any] = {
         "queryType": "INDEX",
         "searchParameters": {"dsl": dsl, "attributes": wanted, "showSearchScore": False, "suppressLogs": True},

@@ -233,7 +233,7 @@ def search_templates(ctx: Any, req: Request) -> dict[str, Any]:
     request = require_object(req.body or {}, "search request")
     with ctx.store.read() as data:
         docs = [(name, copy.deepcopy(e["source"])) for name, e in data["templates"].items() if not e["archived"]]
-    return search(docs, request, "atlan-workflow-templates")
+    return search(docs, request, "atlan-workflow-templates", ctx.store.now())
 
 
 @router.route("POST", "runs/indexsearch")
@@ -241,7 +241,7 @@ def search_runs(ctx: Any, req: Request) -> dict[str, Any]:
     request = require_object(req.body or {}, "search request")
     with ctx.store.read() as data:
         docs = [(name, render_run(ctx, run)) for name, run in data["workflow_runs"].items()]
-    return search(docs, request, "atlan-workflow-runs")
+    return search(docs, request, "atlan-workflow-runs", ctx.store.now())
 
 
 @router.route("POST", "runs/{run_name}/stop")
