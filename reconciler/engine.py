@@ -17,7 +17,7 @@ from pathlib import Path
 from reconciler.client import ApiClient
 from reconciler.defaults import API_KEY_ENV, MAX_DELETES, MAX_PLAN_AGE, PARALLELISM
 from reconciler.errors import Diagnostic, ManifestError
-from reconciler.fetch import Live, Prefetch, fetch
+from reconciler.fetch import Live, fetch
 from reconciler.files import shown_path
 from reconciler.kinds import get as kind_of
 from reconciler.lock import state_lock
@@ -83,25 +83,16 @@ def make_plan(
     ``manifests``: already validated (apply validates before it takes the state lock)."""
     env = os.environ if env is None else env
     tenant_id = tenant_id or client.base_url
-    early = None
     if manifests is None:
-        # No lock is held (apply validates and locks before it plans): the lists are read while the
-        # manifests are, the one part of a plan whose pages must come one after another.
-        early = Prefetch(client, parallelism or PARALLELISM)
-    try:
-        if manifests is None:
-            manifests = load_manifests(paths, var_files=var_files, env=env, allow_missing_secrets=allow_missing_secrets,
-                                       api_key_env=api_key_env)
-        state = open_state(manifests.project)
-    except BaseException:
-        if early is not None:
-            early.close()
-        raise
+        # Nothing reaches the tenant until the manifests pass validation (DESIGN §1).
+        manifests = load_manifests(paths, var_files=var_files, env=env, allow_missing_secrets=allow_missing_secrets,
+                                   api_key_env=api_key_env)
+    state = open_state(manifests.project)
     targets = tuple(targets)
     unknown = [t for t in targets if t not in manifests.resources]
     tenant = state.tenant(tenant_id)
     live = fetch(client, manifests.resources, recorded=tenant.resources,
-                 parallelism=parallelism or manifests.project.parallelism, early=early)
+                 parallelism=parallelism or manifests.project.parallelism)
     online = online_checks(manifests.resources, live.context)
     notes = [*manifests.warnings, *(d for _, d in online)]
     if state.migrated:

@@ -5,8 +5,7 @@ as a manifest-shaped ``Resource`` (with the server's facts and a fingerprint of 
 ``Resource.server``), the names that more than one live object carries, and the normalization
 context (input contracts, role and credential names).
 
-Every kind starts its reads at once on one pool (``Kind.fetch``), then each is waited for; the
-lists may have been started earlier, while the manifests were read (``Prefetch``). The
+Every kind starts its reads at once on one pool (``Kind.fetch``), then each is waited for. The
 calls, whatever the number of objects: the app list in pages of the largest size the API
 serves (its items carry the rendered DAG, so no per-app GET unless an item lacks it), the
 credential list by pages (the first tells how many, then the others at once), the roles once, one describe and one input-contract fetch per distinct
@@ -17,7 +16,6 @@ or the records.
 from __future__ import annotations
 
 import concurrent.futures
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,39 +34,17 @@ class Live:
     ambiguous: dict[ResourceKey, list[str]] = field(default_factory=dict)
 
 
-class Prefetch:
-    """The lists, read while the manifests are being read and validated (``plan`` and ``drift``,
-    which hold no lock: apply must read the tenant only once it holds the state lock). ``fetch``
-    then takes over what was started. ``close`` gives up what is still being read (a refused
-    command then exits without waiting for a long listing)."""
-
-    def __init__(self, client: ApiClient, parallelism: int = PARALLELISM) -> None:
-        self.stop = threading.Event()
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="prefetch")
-        self.early = {kind.kind: handle for kind in kinds.by_rank()
-                      if (handle := kind.prefetch(client, self.pool, self.stop)) is not None}
-
-    def close(self) -> None:
-        self.stop.set()
-        self.pool.shutdown(wait=False, cancel_futures=True)
-
-
 def fetch(client: ApiClient, desired: State, *, recorded: Mapping[str, Mapping[str, Any]] | None = None,
-          parallelism: int = PARALLELISM, early: Prefetch | None = None) -> Live:
-    """``recorded``: the state file's records of this tenant, keyed "Kind/name"; ``early``: the
-    lists already being read (closed here)."""
-    scope = kinds.FetchScope(desired, recorded or {}, early.early if early else {})
+          parallelism: int = PARALLELISM) -> Live:
+    """``recorded``: the state file's records of this tenant, keyed "Kind/name"."""
+    scope = kinds.FetchScope(desired, recorded or {})
     every = kinds.by_rank()
     # The calls share one pool; each kind waits for its own on a thread of its own, so that one
     # whose list comes back first goes on to its next calls (the app contracts) at once.
-    try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool, \
-                concurrent.futures.ThreadPoolExecutor(max_workers=len(every)) as waiters:
-            started = [kind.fetch(client, scope, pool) for kind in every]
-            results = [f.result() for f in [waiters.submit(finish) for finish in started]]
-    finally:
-        if early is not None:
-            early.close()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool, \
+            concurrent.futures.ThreadPoolExecutor(max_workers=len(every)) as waiters:
+        started = [kind.fetch(client, scope, pool) for kind in every]
+        results = [f.result() for f in [waiters.submit(finish) for finish in started]]
 
     state: dict[ResourceKey, Resource] = {}
     ambiguous: dict[ResourceKey, list[str]] = {}

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 
 pyatlan = pytest.importorskip("pyatlan")
 
@@ -255,3 +256,34 @@ def test_credentials_the_sandbox_is_told_are_bad(atlan: AtlanClient, introspect:
     with pytest.raises(AtlanError) as refused:
         atlan.credentials.test_and_update(bad)
     assert "did not work" in str(refused.value)
+
+
+def test_users_groups_and_tokens_through_the_sdk(atlan: AtlanClient) -> None:
+    from reconciler.sandbox.catalogue import GROUPS, USERS
+
+    assert atlan.user.get_current().username == "service-account-apikey-reconciler"
+    assert atlan.user.get_by_username("asmith").id == USERS[1]["id"]
+    assert atlan.user_cache.get_id_for_name("jdoe") == USERS[0]["id"]
+    assert [g.name for g in atlan.group.get_by_name("Data Engineers")] == ["data_engineers"]
+    assert atlan.group_cache.get_id_for_alias("Analysts") == GROUPS[1]["id"]
+    with pytest.raises(ValueError, match="nobody"):
+        atlan.user_cache.validate_names(["nobody"])  # not a user, nor an API token
+
+
+def test_legacy_routes_the_sdk_calls_without_a_package_variant(sandbox: Sandbox, introspect: Introspection) -> None:
+    # Driven by pyatlan 10 in test_sandbox_pyatlan_legacy.py; here, the routes themselves.
+    def call(method: str, path: str, **kwargs: Any) -> requests.Response:
+        return requests.request(method, f"{sandbox.base_url}api/service/{path}",
+                                headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10, **kwargs)
+
+    miner = "atlan-snowflake-miner-1714638976"
+    run = call("POST", "workflows/triggerAsOwner", json={"namespace": "default", "resourceKind": "WorkflowTemplate",
+                                                          "resourceName": miner})
+    assert run.status_code == 200 and run.json()["metadata"]["name"].startswith(miner)  # not the update route
+    assert call("POST", f"workflows/{miner}/changeownership", json={"username": "asmith"}).status_code == 200
+    assert call("POST", f"workflows/{miner}/changeownership", params={"username": "nobody"}).status_code == 400
+    window = {"startDate": "2026-01-01T00:00:00Z", "endDate": "2026-01-02T00:00:00.000+05:30"}
+    assert call("GET", "runs/cron/scheduleQueriesBetweenDuration", params=window).json() == []
+    missing = call("GET", "runs/cron/scheduleQueriesBetweenDuration", params={"startDate": "2026-01-01"})
+    assert missing.status_code == 400 and "endDate" in missing.json()["message"]
+    assert call("GET", "runs/cron/missedScheduleQueriesBetweenDuration", params=window).json() == []

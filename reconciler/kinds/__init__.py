@@ -20,9 +20,8 @@ from __future__ import annotations
 import importlib
 import json
 import re
-import threading
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Executor, Future
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -61,8 +60,6 @@ class FetchScope:
 
     desired: State
     recorded: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    # What each kind's ``prefetch`` started before the manifests were read (kind -> its handle).
-    early: Mapping[str, Any] = field(default_factory=dict)
 
     def declared(self, kind: str) -> dict[str, Resource]:
         return {k.name: r for k, r in self.desired.items() if k.kind == kind}
@@ -70,23 +67,6 @@ class FetchScope:
     def records(self, kind: str) -> dict[str, Mapping[str, Any]]:
         prefix = f"{kind}/"
         return {k[len(prefix):]: r for k, r in self.recorded.items() if k.startswith(prefix)}
-
-
-class Stopped(ReconcilerError):
-    """A listing given up because the command no longer needs it (its manifests were refused)."""
-
-
-def read_all(pool: Executor, items: Callable[[], Iterable[Any]], stop: threading.Event | None = None) -> Future[list[Any]]:
-    """Every item of a paged listing, read on ``pool``; it reads no further page once ``stop`` is
-    set (so a refused command does not wait for a long listing before it exits)."""
-    def walk() -> list[Any]:
-        out = []
-        for item in items():
-            if stop is not None and stop.is_set():
-                raise Stopped("the listing was stopped")
-            out.append(item)
-        return out
-    return pool.submit(walk)
 
 
 @dataclass
@@ -140,13 +120,6 @@ class Kind:
     export_optional: tuple[str, ...] = ()
 
     # -- fetch ---------------------------------------------------------------------------------------
-
-    def prefetch(self, client: ApiClient, pool: Executor, stop: threading.Event | None = None) -> Any:
-        """Start the reads that need no manifests (the lists), so that they overlap with reading
-        and validating them; ``fetch`` then finds the handle in ``scope.early``. None: nothing to
-        start early. A task on ``pool`` must not wait for another task on it; a listing stops
-        between items once ``stop`` is set (see ``read_all``)."""
-        return None
 
     def fetch(self, client: ApiClient, scope: FetchScope, pool: Executor) -> Callable[[], Fetched]:
         """Start reading this kind's live objects on ``pool``; the callable returned waits for them."""

@@ -14,7 +14,6 @@ import contextlib
 import copy
 import dataclasses
 import json
-import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
@@ -24,7 +23,7 @@ from jsonschema import Draft202012Validator
 
 from reconciler.diff import FieldChange
 from reconciler.errors import ApiError, Diagnostic, NotFoundError, ServerError
-from reconciler.kinds import GUID, Fetched, FetchScope, Kind, read_all
+from reconciler.kinds import GUID, Fetched, FetchScope, Kind
 from reconciler.model import Resource, ResourceKey
 from reconciler.normalize import (
     AppContract,
@@ -63,11 +62,9 @@ class AppKind(Kind):
 
     # -- fetch ---------------------------------------------------------------------------------------
 
-    def prefetch(self, client: ApiClient, pool: Executor, stop: threading.Event | None = None) -> Any:
-        return read_all(pool, client.list_apps, stop), read_all(pool, client.list_roles, stop)
-
     def fetch(self, client: ApiClient, scope: FetchScope, pool: Executor) -> Callable[[], Fetched]:
-        listed, roles = scope.early.get(self.kind) or self.prefetch(client, pool)
+        listed = pool.submit(lambda: list(client.list_apps()))
+        roles = pool.submit(lambda: list(client.list_roles()))
         declared = scope.declared(self.kind)
         records = scope.records(self.kind)
 

@@ -7,7 +7,6 @@ Every create or update is tested by the tenant first; a failed test stops it.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any
@@ -72,11 +71,8 @@ class CredentialKind(Kind):
 
     # -- fetch ---------------------------------------------------------------------------------------
 
-    def prefetch(self, client: ApiClient, pool: Executor, stop: threading.Event | None = None) -> Any:
-        return pool.submit(client.credential_page, 0)
-
     def fetch(self, client: ApiClient, scope: FetchScope, pool: Executor) -> Callable[[], Fetched]:
-        first = scope.early.get(self.kind) or self.prefetch(client, pool)
+        first = pool.submit(client.credential_page, 0)
 
         def finish() -> Fetched:
             records = every_credential(client, pool, first)

@@ -2,10 +2,11 @@
 real HTTP on 127.0.0.1. It is the embedded default for users trying the tool and the server every
 test runs against.
 
-Modules: ``catalogue`` (apps, input contracts, seeded legacy templates, roles), ``store`` (state
-and persistence), ``apps`` / ``credentials`` / ``legacy`` (the API), ``assets`` (asset search under
-``/api/meta/``: connections and App runs), ``search`` (the index-search subset), ``faults``
-(latency, faults, rate limit), ``server`` (HTTP, auth, introspection).
+Modules: ``catalogue`` (apps, input contracts, seeded legacy templates, roles, users, groups),
+``store`` (state and persistence), ``apps`` / ``credentials`` / ``directory`` / ``legacy`` (the
+API), ``assets`` (asset search under ``/api/meta/``: connections and App runs), ``search`` (the
+index-search subset), ``faults`` (latency, faults, rate limit), ``server`` (HTTP, auth,
+introspection).
 
 The apps: every app id the official SDK (pyatlan) has a typed builder for, with an input
 contract derived from what that builder sends, from ``catalogue_sdk.py``, a module generated
@@ -40,6 +41,13 @@ Where the SDK (pyatlan 11.6) contradicts ATLAN_API.md, the sandbox follows the S
   ``get → to_credential() → set password → test_and_update`` round trip keeps the username, and a
   client that prints what it reads is caught printing it; ``password`` and secret-looking ``extra``
   keys are never returned.
+* The legacy LineageBuilder (pyatlan 10, the last release with ``client.workflow``) sends
+  snake_case parameters (``lineage_prefix``, ``cloud_source``) with typed values (booleans and
+  numbers as JSON, not strings), and ``cloud_source: "{{credentialGuid}}"`` that the server fills
+  with the guid it vaulted from the payload; the seeded ``csa-lineage-builder-1716000000`` is what
+  that builder creates (it was kebab-case, with the placeholder left in).
+* ``WorkflowUpdateOwner`` names its ``{"username": …}`` query parameters, but the client sends
+  them as the request body: both are accepted.
 * App ids are not all lower case: the SDK's Kafka apps are ``Kafka-apache`` and
   ``Kafka-confluent``.
 * "true"/"false" toggle strings (§2.2: "some CloudSQL/AlloyDB toggles") are common: Athena,
@@ -112,7 +120,7 @@ Choices made where ATLAN_API.md says the real server's behaviour is unknown [?]:
   in annotations and is exposed as a ``<name>-cron`` object while the annotation is present.
   Stopped runs are reported as ``Failed`` with a message. Runs of one template may overlap (Argo).
   A run uses the credentials its template's parameters name when it is submitted (a guid value, as
-  ``credential-guid`` or the lineage builder's ``cloud-source``, or a connection JSON's
+  ``credential-guid`` or the lineage builder's ``cloud_source``, or a connection JSON's
   ``defaultCredentialGuid``) and ends ``Failed`` with ``status.message`` saying why, as an App run
   does, when one is deleted or failing as it ends. A guid this tenant never issued is taken to exist
   (the seeded UI templates name credentials vaulted before the sandbox's time).

@@ -321,11 +321,47 @@ API_TOKEN_USER: dict[str, Any] = {
 }
 
 
+# The tenant's people (``GET users``, ``v2/groups``, ``apikeys``; see ``directory``), fixed.
+DIRECTORY_CREATED_MS = 1_714_521_600_000  # 2024-05-01
+
+
+def _user(guid: str, username: str, first: str, last: str, role: str, groups: int) -> dict[str, Any]:
+    return {"id": guid, "username": username, "firstName": first, "lastName": last,
+            "email": f"{username}@example.com", "emailVerified": True, "enabled": True,
+            "createdTimestamp": DIRECTORY_CREATED_MS, "lastLoginTime": DIRECTORY_CREATED_MS, "attributes": {},
+            "roles": [role], "defaultRoles": [role], "workspaceRole": role, "groupCount": groups, "personas": [],
+            "isLocked": False}
+
+
+def _group(guid: str, name: str, alias: str, users: int) -> dict[str, Any]:
+    return {"id": guid, "name": name, "alias": alias, "path": f"/{name}", "userCount": users, "roles": [],
+            "personas": [], "purposes": [],
+            "attributes": {"alias": [alias], "isDefault": ["false"], "createdBy": ["jdoe"],
+                           "createdAt": [str(DIRECTORY_CREATED_MS)], "description": [f"The {alias} team"]}}
+
+
+USERS: tuple[dict[str, Any], ...] = (
+    _user("5d1e0c3a-7b2f-4e6a-9c1d-7f0000000001", "jdoe", "Jane", "Doe", "$admin", 2),
+    _user("5d1e0c3a-7b2f-4e6a-9c1d-7f0000000002", "asmith", "Alex", "Smith", "$member", 1),
+    _user("5d1e0c3a-7b2f-4e6a-9c1d-7f0000000003", "bwayne", "Bruce", "Wayne", "$guest", 0),
+)
+GROUPS: tuple[dict[str, Any], ...] = (
+    _group("6e2f1d4b-8c3a-4f7b-8d2e-800000000001", "data_engineers", "Data Engineers", 2),
+    _group("6e2f1d4b-8c3a-4f7b-8d2e-800000000002", "analysts", "Analysts", 1),
+)
+API_TOKENS: tuple[dict[str, Any], ...] = (
+    {"id": "7f3a2e5c-9d4b-4a8c-8e3f-900000000001", "clientId": "apikey-reconciler", "displayName": "reconciler",
+     "attributes": {"clientId": "apikey-reconciler", "displayName": "reconciler", "createdBy": "jdoe",
+                    "createdAt": DIRECTORY_CREATED_MS, "description": "the reconciler's CI token",
+                    "workspacePermissions": "[]", "personas": "[]", "personaQualifiedName": "[]"}},
+)
+
+
 def _legacy_template(
     name: str,
     package: str,
     template_ref: str,
-    parameters: list[tuple[str, str]],
+    parameters: list[tuple[str, Any]],
     created: str,
     schedule: tuple[str, str] | None,
 ) -> dict[str, Any]:
@@ -399,17 +435,24 @@ def seeded_legacy_templates() -> list[dict[str, Any]]:
             "2024-05-02T08:36:16Z",
             ("45 4 * * *", "Europe/Paris"),
         ),
+        # What the SDK's LineageBuilder (pyatlan 10, the last with client.workflow) creates:
+        # .s3(...).object_store("lineage/", "lineage.csv").options(UPSERT, True, True, ",", 20).
+        # Its parameters are snake_case and typed (booleans and numbers as JSON), and the server
+        # filled {{credentialGuid}} with the guid of the credential it vaulted from the payload.
         _legacy_template(
             "csa-lineage-builder-1716000000",
             "@csa/lineage-builder",
             "csa-lineage-builder",
             [
-                ("import-type", "CLOUD"),
-                ("cloud-source", "{{credentialGuid}}"),
-                ("lineage-prefix", "lineage/"),
-                ("lineage-key", "lineage.csv"),
-                ("fail-on-errors", "true"),
-                ("case-sensitive", "true"),
+                ("lineage_prefix", "lineage/"),
+                ("lineage_key", "lineage.csv"),
+                ("lineage_import_type", "CLOUD"),
+                ("cloud_source", "8d1c0c55-2b60-4c53-9a0f-6a0000000002"),
+                ("lineage_upsert_semantic", "upsert"),
+                ("lineage_fail_on_errors", True),
+                ("lineage_case_sensitive", True),
+                ("field_separator", ","),
+                ("batch_size", 20),
             ],
             "2024-05-18T02:40:00Z",
             None,

@@ -14,11 +14,20 @@ change never rewrites a finished run's outcome.
 from __future__ import annotations
 
 import copy
-import re
 from typing import Any
 
 from reconciler.sandbox import catalogue
-from reconciler.sandbox.routing import HttpError, Request, Router, bad_request, int_param, not_found, parse_json, require_object
+from reconciler.sandbox.routing import (
+    HttpError,
+    Request,
+    Router,
+    bad_request,
+    filter_matches,
+    int_param,
+    list_filter,
+    not_found,
+    require_object,
+)
 
 router = Router()
 
@@ -247,64 +256,25 @@ def archive_credential(ctx: Any, req: Request, guid: str) -> dict[str, Any]:
         return {"id": guid, "isActive": False, "message": "credential archived"}
 
 
-def _parse_filter(req: Request) -> dict[str, Any]:
-    raw = req.params.get("filter")
-    if not raw:
-        return {}
-    try:
-        value = parse_json(raw)
-    except ValueError as exc:
-        raise bad_request(f"query parameter 'filter' must be a JSON object, got {raw[:100]!r}: {exc}") from None
-    if not isinstance(value, dict):
-        raise bad_request("query parameter 'filter' must be a JSON object")
-    return value
-
-
-def _matches(record: dict[str, Any], flt: dict[str, Any]) -> bool:
-    for key, expected in flt.items():
-        actual = record.get(key)
-        if isinstance(expected, dict):
-            for op, operand in expected.items():
-                if op in ("$ilike", "$like"):
-                    if not isinstance(actual, str) or not _like(actual, str(operand), op == "$ilike"):
-                        return False
-                elif op == "$in":
-                    if actual not in operand:
-                        return False
-                elif op == "$ne":
-                    if actual == operand:
-                        return False
-                else:
-                    raise bad_request(f"unsupported filter operator {op!r}; use $ilike, $like, $in or $ne")
-        elif actual != expected:
-            return False
-    return True
-
-
-def _like(value: str, pattern: str, insensitive: bool) -> bool:
-    regex = "^" + "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern) + "$"
-    return re.match(regex, value, re.IGNORECASE if insensitive else 0) is not None
-
-
 @router.route("GET", "credentials")
 def list_credentials(ctx: Any, req: Request) -> dict[str, Any]:
-    flt = _parse_filter(req)
+    flt = list_filter(req)
     cfg = ctx.config
     limit = min(int_param(req.params, "limit", cfg.credential_list_default_limit, minimum=1), cfg.credential_list_max_limit)
     offset = int_param(req.params, "offset", 0)
     with ctx.store.read() as data:
         active = sorted((e for e in data["credentials"].values() if not e["archived"]), key=lambda e: e["seq"])
-        matched = [e for e in active if _matches(e["record"], flt)]
+        matched = [e for e in active if filter_matches(e["record"], flt)]
         page = [_public_view(e) for e in matched[offset : offset + limit]]
     return {"records": page, "totalRecord": len(active), "filterRecord": len(matched)}
 
 
 @router.route("GET", "roles")
 def list_roles(ctx: Any, req: Request) -> dict[str, Any]:
-    flt = _parse_filter(req)
+    flt = list_filter(req)
     limit = int_param(req.params, "limit", 100, minimum=1)
     offset = int_param(req.params, "offset", 0)
-    matched = [copy.deepcopy(r) for r in catalogue.ROLES if _matches(r, flt)]
+    matched = [copy.deepcopy(r) for r in catalogue.ROLES if filter_matches(r, flt)]
     sort = req.params.get("sort")
     if sort:
         key = sort.lstrip("-")

@@ -2,6 +2,16 @@
 create-and-run, update by POST of the whole template, schedules as annotations (with the derived
 ``<name>-cron`` object), rerun, stop and archive. Both the ``workflows/…`` and the
 ``package-workflows/…`` variants are served. Phases are limited to the five the SDK can parse.
+
+Also the routes pyatlan 10 (the last SDK with ``client.workflow``) calls that have no package
+variant: ``workflows/triggerAsOwner`` (a rerun whose run carries the template owner's id as its
+creator label), ``workflows/{name}/changeownership`` (the username as a JSON body, as the SDK
+sends it, or as a query parameter; it must be a user of the directory, else 400; the template's
+creator labels name the new owner), and ``runs/cron/scheduleQueriesBetweenDuration`` (runs of
+``@atlan/schedule-query`` templates started between ``startDate`` and ``endDate``, inclusive,
+oldest first). Choices where the real server's behaviour is unknown [?]: the sandbox fires no
+schedules, so ``missedScheduleQueriesBetweenDuration`` is always an empty list; a missing or
+unparsable date is 400 naming it.
 """
 
 from __future__ import annotations
@@ -12,16 +22,19 @@ import re
 from typing import Any
 
 from reconciler import cron
-from reconciler.sandbox import runs
+from reconciler.sandbox import catalogue, runs
 from reconciler.sandbox.credentials import vault
 from reconciler.sandbox.routing import HttpError, Request, Router, bad_request, not_found, require_object
-from reconciler.sandbox.search import search
+from reconciler.sandbox.search import parse_instant, search
 
 router = Router()
 
 SCHEDULE_ANNOTATION = "orchestration.atlan.com/schedule"
 TIMEZONE_ANNOTATION = "orchestration.atlan.com/timezone"
 CREATOR = "service-account-apikey-reconciler"
+OWNER_LABEL = "workflows.argoproj.io/creator"  # who a template or run belongs to (a user id)
+OWNER_NAME_LABEL = "workflows.argoproj.io/creator-preferred-username"
+SCHEDULE_QUERY_PACKAGE = "@atlan/schedule-query"
 
 
 def _active_template(data: dict[str, Any], name: str) -> dict[str, Any]:
@@ -74,7 +87,7 @@ def render_run(ctx: Any, run: dict[str, Any]) -> dict[str, Any]:
             "name": run["name"],
             "namespace": "default",
             "creationTimestamp": runs.iso(run["created_at"]),
-            "labels": {"workflows.argoproj.io/phase": phase, "workflows.argoproj.io/creator": CREATOR,
+            "labels": {"workflows.argoproj.io/phase": phase, OWNER_LABEL: run.get("creator") or CREATOR,
                        "workflows.argoproj.io/workflow-template": run["template"]},
         },
         "spec": {"workflowTemplateRef": {"name": run["template"]}},
@@ -82,7 +95,7 @@ def render_run(ctx: Any, run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _new_run(ctx: Any, template: str) -> dict[str, Any]:
+def _new_run(ctx: Any, template: str, *, creator: str | None = None) -> dict[str, Any]:
     data = ctx.store.data
     while True:
         name = f"{template}-{ctx.store.new_suffix(5)}"
@@ -90,6 +103,8 @@ def _new_run(ctx: Any, template: str) -> dict[str, Any]:
             break
     source = data["templates"][template]["source"]
     run = {"name": name, "template": template, **runs.new_timing(ctx, _credentials_of(source), unknown_credentials_ok=True)}
+    if creator:
+        run["creator"] = creator
     data["workflow_runs"][name] = run
     return run
 
@@ -99,7 +114,7 @@ _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 
 def _credentials_of(source: dict[str, Any]) -> list[str]:
     """The credential guids a template's parameters name: a parameter whose value is a guid
-    (``credential-guid``, the lineage builder's ``cloud-source``), or a connection JSON whose
+    (``credential-guid``, the lineage builder's ``cloud_source``), or a connection JSON whose
     ``defaultCredentialGuid`` is one. The run uses the template as it is when submitted."""
     found: list[str] = []
 
@@ -150,6 +165,20 @@ def _cron_object(entry: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def _rerun(ctx: Any, req: Request, *, as_owner: bool = False) -> dict[str, Any]:
+    """A new run of a template (``ReRunRequest``: namespace, resourceKind, resourceName)."""
+    body = require_object(req.body, "rerun body")
+    if body.get("resourceKind", "WorkflowTemplate") != "WorkflowTemplate":
+        raise bad_request("resourceKind must be 'WorkflowTemplate'")
+    name = body.get("resourceName")
+    if not isinstance(name, str) or not name:
+        raise bad_request("resourceName is required")
+    with ctx.store.mutate() as data:
+        source = _active_template(data, name)["source"]
+        owner = (source["metadata"].get("labels") or {}).get(OWNER_LABEL) if as_owner else None
+        return render_run(ctx, _new_run(ctx, name, creator=owner))
+
+
 def _workflow_response(source: dict[str, Any]) -> dict[str, Any]:
     return {"metadata": copy.deepcopy(source["metadata"]), "spec": copy.deepcopy(source["spec"])}
 
@@ -159,15 +188,7 @@ def _register(prefix: str) -> None:
 
     @router.route("POST", f"{prefix}/submit")
     def rerun(ctx: Any, req: Request) -> dict[str, Any]:
-        body = require_object(req.body, "rerun body")
-        if body.get("resourceKind", "WorkflowTemplate") != "WorkflowTemplate":
-            raise bad_request("resourceKind must be 'WorkflowTemplate'")
-        name = body.get("resourceName")
-        if not isinstance(name, str) or not name:
-            raise bad_request("resourceName is required")
-        with ctx.store.mutate() as data:
-            _active_template(data, name)
-            return render_run(ctx, _new_run(ctx, name))
+        return _rerun(ctx, req)
 
     @router.route("POST", prefix)
     def create_and_run(ctx: Any, req: Request) -> dict[str, Any]:
@@ -242,6 +263,73 @@ def search_runs(ctx: Any, req: Request) -> dict[str, Any]:
     with ctx.store.read() as data:
         docs = [(name, render_run(ctx, run)) for name, run in data["workflow_runs"].items()]
     return search(docs, request, "atlan-workflow-runs", ctx.store.now())
+
+
+@router.route("POST", "workflows/triggerAsOwner")
+def trigger_as_owner(ctx: Any, req: Request) -> dict[str, Any]:
+    """A run of a template as its owner (the SDK's ``re_run_schedule_query``): the run's creator
+    label is the template's owner, where it has one."""
+    return _rerun(ctx, req, as_owner=True)
+
+
+@router.route("POST", "workflows/{name}/changeownership")
+def change_ownership(ctx: Any, req: Request, name: str) -> dict[str, Any]:
+    """The new owner's username comes as a JSON body (what the SDK sends), or as a query parameter."""
+    body = req.body if isinstance(req.body, dict) else {}
+    username = body.get("username", req.params.get("username"))
+    if not isinstance(username, str) or not username:
+        raise bad_request("'username' is required: the user who should own the workflow",
+                          causes=[{"errorType": "required", "errorMessage": "required", "location": "username"}])
+    user = next((u for u in catalogue.USERS if u["username"] == username), None)
+    if user is None:
+        raise bad_request(f"user {username!r} does not exist", causes=[
+            {"errorType": "reference", "errorMessage": f"no user {username!r}", "location": "username"}])
+    with ctx.store.mutate() as data:
+        source = _active_template(data, name)["source"]
+        metadata = source["metadata"]
+        metadata["labels"] = {**(metadata.get("labels") or {}), OWNER_LABEL: user["id"], OWNER_NAME_LABEL: username}
+        metadata["resourceVersion"] = str(int(metadata.get("resourceVersion", "1")) + 1)
+        return _workflow_response(source)
+
+
+@router.route("GET", "runs/cron/scheduleQueriesBetweenDuration")
+def schedule_query_runs(ctx: Any, req: Request) -> list[dict[str, Any]]:
+    """Runs of scheduled queries (templates of ``@atlan/schedule-query``) started between
+    ``startDate`` and ``endDate`` (ISO-8601, inclusive), oldest first."""
+    start, end = _window(req)
+    with ctx.store.read() as data:
+        found = []
+        for run in data["workflow_runs"].values():
+            entry = data["templates"].get(run["template"])
+            package = ((entry or {}).get("source", {}).get("metadata", {}).get("annotations") or {}).get(
+                "package.argoproj.io/name")
+            if package == SCHEDULE_QUERY_PACKAGE and start <= run["created_at"] <= end:
+                found.append(run)
+        return [render_run(ctx, run) for run in sorted(found, key=lambda r: r["created_at"])]
+
+
+@router.route("GET", "runs/cron/missedScheduleQueriesBetweenDuration")
+def missed_schedule_query_runs(ctx: Any, req: Request) -> list[dict[str, Any]]:
+    """The sandbox fires no schedules, so none can be missed: always an empty list (once the
+    window is checked)."""
+    _window(req)
+    return []
+
+
+def _window(req: Request) -> tuple[float, float]:
+    bounds = []
+    for name in ("startDate", "endDate"):
+        raw = req.params.get(name)
+        moment = parse_instant(raw) if raw else None
+        if moment is None:
+            raise bad_request(f"query parameter {name!r} is required, an ISO-8601 date-time "
+                              "(e.g. 2024-03-25T16:30:00.000+05:30)", causes=[
+                                  {"errorType": "required" if not raw else "format", "errorMessage": "an ISO-8601 date-time",
+                                   "location": name}])
+        bounds.append(moment.timestamp())
+    if bounds[0] > bounds[1]:
+        raise bad_request("'startDate' is after 'endDate'")
+    return bounds[0], bounds[1]
 
 
 @router.route("POST", "runs/{run_name}/stop")

@@ -151,3 +151,57 @@ def int_param(params: Mapping[str, str], name: str, default: int, *, minimum: in
     if value < minimum:
         raise bad_request(f"query parameter {name!r} must be at least {minimum}, got {value}")
     return value
+
+
+# -- the list endpoints' filters (credentials, roles, users, groups, API tokens) ----------------------
+
+
+def list_filter(req: Request) -> dict[str, Any]:
+    """The ``filter`` query parameter of a list endpoint: a JSON object of field: value, or
+    field: {operator: operand} with ``$ilike``, ``$like`` (``%`` and ``_`` wildcards), ``$in``
+    and ``$ne``, and ``$and`` / ``$or`` over a list of such objects."""
+    raw = req.params.get("filter")
+    if not raw:
+        return {}
+    try:
+        value = parse_json(raw)
+    except ValueError as exc:
+        raise bad_request(f"query parameter 'filter' must be a JSON object, got {raw[:100]!r}: {exc}") from None
+    if not isinstance(value, dict):
+        raise bad_request("query parameter 'filter' must be a JSON object")
+    return value
+
+
+def filter_matches(record: Mapping[str, Any], flt: Mapping[str, Any]) -> bool:
+    for key, expected in flt.items():
+        if key in ("$and", "$or"):  # a list of filters, all or any of which must match
+            if not isinstance(expected, list) or not all(isinstance(f, dict) for f in expected):
+                raise bad_request(f"filter {key} takes a list of filters")
+            combine = all if key == "$and" else any
+            if not combine(filter_matches(record, f) for f in expected):
+                return False
+            continue
+        actual = record.get(key)
+        if isinstance(expected, dict):
+            for op, operand in expected.items():
+                if op in ("$ilike", "$like"):
+                    if not isinstance(actual, str) or not _like(actual, str(operand), op == "$ilike"):
+                        return False
+                elif op == "$in":
+                    if not isinstance(operand, list):
+                        raise bad_request(f"filter operator $in on {key!r} takes a list")
+                    if actual not in operand:
+                        return False
+                elif op == "$ne":
+                    if actual == operand:
+                        return False
+                else:
+                    raise bad_request(f"unsupported filter operator {op!r}; use $ilike, $like, $in or $ne")
+        elif actual != expected:
+            return False
+    return True
+
+
+def _like(value: str, pattern: str, insensitive: bool) -> bool:
+    regex = "^" + "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern) + "$"
+    return re.match(regex, value, re.IGNORECASE if insensitive else 0) is not None

@@ -290,6 +290,12 @@ def _unparsable(text: str) -> HttpError:
     return bad_request(f"failed to parse date field [{text}]: unknown date math or format (parse_exception)")
 
 
+def parse_instant(text: str) -> dt.datetime | None:
+    """An ISO-8601 date or date-time (``Z`` or an offset; none: UTC), as an aware datetime; None
+    when the text is not one."""
+    return _parse_date(text, "", dt.timezone.utc) if isinstance(text, str) else None
+
+
 def _value_millis(value: Any) -> int | None:
     """A document's value as a date: an ISO date string (what the stored runs and templates hold)."""
     if isinstance(value, str) and len(value) >= 10 and value[:4].isdigit() and value[4:5] == "-":

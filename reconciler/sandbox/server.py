@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
-from reconciler.sandbox import apps, assets, credentials, legacy, runs
+from reconciler.sandbox import apps, assets, credentials, directory, legacy, runs
 from reconciler.sandbox.config import FAULT_KINDS, SandboxConfig
 from reconciler.sandbox.faults import FaultInjector
 from reconciler.sandbox.routing import HttpError, Request, Route, Router, bad_request, parse_json
@@ -38,7 +38,7 @@ API_PREFIX = "/api/service/"
 
 def _build_router() -> Router:
     router = Router(API_PREFIX)
-    for module in (apps, credentials, legacy):
+    for module in (apps, credentials, directory, legacy):
         router.include(module.router)
     return router
 
