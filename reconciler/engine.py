@@ -200,7 +200,10 @@ def apply(
             client.share_budget(workers)  # every call of the run shares one throttle-aware budget
         options = Options(allow_replace=allow_replace, max_deletes=max_deletes, parallelism=workers, env=dict(env),
                           fingerprint_key=fingerprint_key(api_key), api_key=api_key, api_key_env=api_key_env)
-        report = Applier(client, plan, live, state, options, progress=progress or (lambda _outcome: None)).run()
+        try:
+            report = Applier(client, plan, live, state, options, progress=progress or (lambda _outcome: None)).run()
+        finally:
+            state.compact()  # the journal of this apply, folded into the file (still under the lock)
     report.notes[:0] = lock_notes
     if wait_timeout is not None:
         on_run = on_run or (lambda _outcome: None)

@@ -9,20 +9,31 @@ hidden trigger.
 
 Several projects may share one file; each reads and writes only its own records (keyed by the
 project folder's path relative to the state file). It holds no secret and is meant to be
-committed. Writes are atomic (temp file + fsync + rename) and happen after every change; a
-command that writes holds the state lock (``lock.state_lock``) from load to last write, so the
-other projects' entries it writes back are the ones it loaded.
+committed. A command that writes holds the state lock (``lock.state_lock``) from load to last
+write, so the other projects' entries it writes back are the ones it loaded.
+
+**The journal.** Each change is appended to ``<state file>.journal`` (one JSON line per record,
+fsynced before the change is acknowledged; changes made at the same time share one fsync) instead
+of rewriting the whole file, so a change costs the same whatever the tenant's size. ``compact``
+(at the end of every apply, whether it succeeded or not, and by every command that rewrites the
+file) writes the whole file atomically (temp file + fsync + rename) and then removes the journal.
+A journal left by a killed apply is replayed by the next command that loads the state: read-only
+commands (``plan``, ``drift``) replay it in memory, the next writer folds it into the file. A
+last line cut short by a kill is ignored (its change was never acknowledged); any other
+unreadable line is an error that says where. The journal is never meant to be committed: a
+clean apply leaves none.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import hmac
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +45,7 @@ from reconciler.model import ResourceKey
 from reconciler.plan import Records
 
 STATE_FORMAT = 2
+JOURNAL_SUFFIX = ".journal"  # beside the state file: changes not yet folded into it
 DEFAULT_STATE_FILE = "reconciler.state.json"  # beside reconciler.yaml: committed with the manifests
 
 
@@ -89,9 +101,23 @@ class StateFile:
     _generation: int = field(default=0, repr=False, compare=False)
     _written: int = field(default=0, repr=False, compare=False)
     _writing: bool = field(default=False, repr=False, compare=False)
+    _pending: list[str] = field(default_factory=list, repr=False, compare=False)  # journal lines not yet on disk
+    _journaled: bool = field(default=False, repr=False, compare=False)  # a journal exists beside the file
+    _cut_at: int | None = field(default=None, repr=False, compare=False)  # where a cut-short last line starts
+    writes: dict[str, int] = field(default_factory=lambda: {"appends": 0, "rewrites": 0}, repr=False, compare=False)
+
+    @property
+    def journal_path(self) -> Path:
+        return self.path.with_name(self.path.name + JOURNAL_SUFFIX)
 
     @classmethod
     def load(cls, path: Path, project: str = ".", project_name: str = "") -> StateFile:
+        state = cls._load_file(path, project, project_name)
+        state._replay()
+        return state
+
+    @classmethod
+    def _load_file(cls, path: Path, project: str, project_name: str) -> StateFile:
         state = cls(path, project=project, project_name=project_name)
         if not path.exists():
             return state
@@ -139,30 +165,39 @@ class StateFile:
         return {"format": STATE_FORMAT, "projects": dict(sorted(projects.items()))}
 
     def put(self, tenant: str, key: str, record: Mapping[str, Any] | None) -> None:
-        """Record one object (None forgets it) and return once a file holding it is on disk."""
-        with self._cond:
-            resources = self.tenant(tenant).resources
-            if record is None:
-                resources.pop(key, None)
-            else:
-                resources[key] = copy.deepcopy(dict(record))
-        self.save()
+        """Record one object (None forgets it) and return once the journal holds it on disk."""
+        self.put_many(tenant, {key: record})
 
-    def put_many(self, tenant: str, records: Mapping[str, Mapping[str, Any]]) -> None:
-        """Record several objects with one write."""
+    def put_many(self, tenant: str, records: Mapping[str, Mapping[str, Any] | None]) -> None:
+        """Record several objects (None forgets one), with one append to the journal."""
         with self._cond:
             resources = self.tenant(tenant).resources
             for key, record in records.items():
-                resources[key] = copy.deepcopy(dict(record))
-        self.save()
+                kept = None if record is None else copy.deepcopy(dict(record))
+                if kept is None:
+                    resources.pop(key, None)
+                else:
+                    resources[key] = kept
+                self._pending.append(json.dumps({"project": self.project, "name": self.project_name,
+                                                 "tenant": tenant_key(tenant), "key": key, "record": kept},
+                                                separators=(",", ":")) + "\n")
+        self._commit(self._append)
 
     def save(self) -> None:
-        """Write the whole file atomically (temp file, fsync, rename).
+        """Write the whole file atomically (temp file, fsync, rename), then remove the journal."""
+        self._commit(self._rewrite)
 
-        Group commit: a caller returns only after a write that includes its changes; callers that
-        arrive while a write is under way share the next one, so concurrent changes do not queue
-        behind one write each.
-        """
+    def compact(self) -> None:
+        """Fold the journal into the file, if there is one (the end of every apply)."""
+        with self._cond:
+            needed = self._journaled or bool(self._pending) or self.journal_path.exists()
+        if needed:
+            self.save()
+
+    def _commit(self, write: Callable[[], Callable[[], None]]) -> None:
+        """Group commit: a caller returns only after a write that includes its change; callers that
+        arrive while a write is under way share the next one. ``write`` runs under the lock and
+        returns the I/O to do outside it."""
         with self._cond:
             self._generation += 1
             target = self._generation
@@ -172,15 +207,85 @@ class StateFile:
                     continue
                 self._writing = True
                 generation = self._generation
-                text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+                io = write()
                 self._cond.release()
                 try:
-                    write_text_atomic(self.path, text)
+                    io()
                 finally:
                     self._cond.acquire()
                     self._writing = False
                     self._cond.notify_all()
                 self._written = generation
+
+    def _append(self) -> Callable[[], None]:
+        lines, self._pending = self._pending, []
+        self._journaled = True
+        self.writes["appends"] += 1
+
+        cut_at, self._cut_at = self._cut_at, None
+
+        def io() -> None:
+            if not lines:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if cut_at is not None:  # a line a kill cut short (never acknowledged): gone before we add ours
+                os.truncate(self.journal_path, cut_at)
+            with open(self.journal_path, "a", encoding="utf-8") as fh:
+                fh.write("".join(lines))
+                fh.flush()
+                os.fsync(fh.fileno())
+        return io
+
+    def _rewrite(self) -> Callable[[], None]:
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        self._pending = []  # in the text: the journal is no longer needed
+        self._journaled = False
+        self.writes["rewrites"] += 1
+
+        def io() -> None:
+            write_text_atomic(self.path, text)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.journal_path)
+        return io
+
+    def _replay(self) -> None:
+        """Apply a journal left beside the file (by a killed apply) to what was loaded."""
+        try:
+            raw = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise ReconcilerError(f"the state journal {self.journal_path} cannot be read: {exc}",
+                                  hint="Check its permissions; it holds changes not yet in the state file.") from exc
+        self._journaled = True
+        whole = raw.rfind(b"\n") + 1  # a line cut short by a kill follows the last newline
+        if whole < len(raw):
+            self._cut_at = whole  # the next append first cuts it off, or it would end up mid-journal
+        complete = raw[:whole].decode("utf-8", errors="replace").split("\n")[:-1]
+        for number, line in enumerate(complete, 1):
+            try:
+                entry = json.loads(line)
+                self._apply_entry(entry)
+            except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+                raise ReconcilerError(
+                    f"the state journal {self.journal_path} is malformed at line {number}: {exc}",
+                    hint="It holds changes of an apply that stopped. Restore the state file and journal from a "
+                         "backup, or move both aside: objects are re-discovered by name.") from exc
+
+    def _apply_entry(self, entry: Mapping[str, Any]) -> None:
+        project, tenant, key, record = entry["project"], str(entry["tenant"]), str(entry["key"]), entry["record"]
+        kind, _, name = key.partition("/")
+        if not kinds.known(kind) or not name or (record is not None and not isinstance(record, dict)):
+            raise ValueError(f"not a record of KIND/NAME: {key!r}")
+        if project == self.project:
+            resources = self.tenant(tenant).resources
+        else:  # another project's change (it shares the file): kept for the next full write
+            entry_of = self.others.setdefault(str(project), {"name": entry.get("name") or "", "tenants": {}})
+            resources = entry_of.setdefault("tenants", {}).setdefault(tenant, {}).setdefault("resources", {})
+        if record is None:
+            resources.pop(key, None)
+        else:
+            resources[key] = record
 
 
 def _malformed(path: Path, what: str) -> ReconcilerError:

@@ -3,7 +3,6 @@ resources apply under 20% transient faults and a rate limit with zero duplicates
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -21,6 +20,7 @@ from reconciler import render
 from reconciler.client import ApiClient
 from reconciler.engine import apply, make_plan
 from reconciler.sandbox import Sandbox
+from reconciler.state import StateFile
 from tests.conftest import TOKEN, Introspection
 
 ENV = {"USER": "loader", "PW": "crash-test-secret"}
@@ -52,10 +52,9 @@ def apply_cli(sandbox: Sandbox, folder: Path, cwd: Path) -> subprocess.Popen[str
 
 
 def state_records(folder: Path) -> dict[str, Any]:
-    path = folder / "reconciler.state.json"
-    if not path.exists():
-        return {}
-    tenants = [t for p in json.loads(path.read_text())["projects"].values() for t in p["tenants"].values()]
+    """Every record, as the next command would load it: the file and the journal a killed apply left."""
+    data = StateFile.load(folder / "reconciler.state.json").to_dict()
+    tenants = [t for p in data["projects"].values() for t in p["tenants"].values()]
     return {k: v for t in tenants for k, v in t["resources"].items()}
 
 
