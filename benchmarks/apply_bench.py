@@ -8,8 +8,6 @@ Run: python benchmarks/apply_bench.py [--apps 1000] [--latency-ms 50] [--paralle
 from __future__ import annotations
 
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,27 +15,7 @@ from pathlib import Path
 from reconciler.client import ApiClient
 from reconciler.engine import apply
 
-from common import TOKEN, app_manifests, arguments, introspect
-
-
-class ServedSandbox:
-    """The sandbox in its own process, as a remote tenant would be: its CPU work does not share
-    this process's interpreter lock with the client being measured."""
-
-    def __init__(self, state_dir: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "reconciler", "sandbox", "serve", "--token", TOKEN,
-                                      "--seed", "1", "--state-file", f"{state_dir}/sandbox.json"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        self.base_url = line.split(" listening on ", 1)[1].split(" ", 1)[0]
-
-    def __enter__(self) -> ServedSandbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
+from common import TOKEN, ServedSandbox, app_manifests, arguments, introspect
 
 
 def main() -> None:

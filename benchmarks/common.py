@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +16,33 @@ def introspect(sandbox: Any, what: str, body: object = None) -> dict:
     """GET (or, with a body, POST) one of the sandbox's /_sandbox/ endpoints."""
     url = f"{sandbox.base_url}_sandbox/{what}"
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    answer = requests.post(url, json=body, headers=headers, timeout=60) if body is not None else \
-        requests.get(url, headers=headers, timeout=60)
+    answer = requests.post(url, json=body, headers=headers, timeout=600) if body is not None else \
+        requests.get(url, headers=headers, timeout=600)
     answer.raise_for_status()
     return answer.json()
+
+
+class ServedSandbox:
+    """The sandbox in its own process, as a remote tenant would be: its CPU work does not share
+    the measured client's interpreter lock, and its state lives in ``state_dir``."""
+
+    def __init__(self, state_dir: str | Path) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "reconciler", "sandbox", "serve", "--token", TOKEN,
+                                      "--seed", "1", "--state-file", str(Path(state_dir) / "sandbox.json")],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        self.base_url = line.split(" listening on ", 1)[1].split(" ", 1)[0]
+
+    def __enter__(self) -> ServedSandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
 
 
 def app_manifests(folder: Path, apps: int, regex: str = "") -> None:

@@ -9,3 +9,4 @@ MAX_PLAN_AGE = 24 * 3600.0  # seconds after which a saved plan is refused as too
 LOCK_TIMEOUT = 60.0  # seconds to wait for the state file's lock (0 when $CI is set: fail at once)
 WAIT_TIMEOUT = 1800.0  # seconds `apply --wait` follows the runs it submitted
 API_KEY_ENV = "ATLAN_API_KEY"  # the environment variable that holds the API key
+STATE_FILE = "reconciler.state.json"  # beside reconciler.yaml: committed with the manifests

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import kinds
+from reconciler.defaults import STATE_FILE
 from reconciler.errors import ReconcilerError
 from reconciler.files import write_text_atomic
 from reconciler.model import ResourceKey
@@ -46,7 +47,7 @@ from reconciler.plan import Records
 
 STATE_FORMAT = 2
 JOURNAL_SUFFIX = ".journal"  # beside the state file: changes not yet folded into it
-DEFAULT_STATE_FILE = "reconciler.state.json"  # beside reconciler.yaml: committed with the manifests
+DEFAULT_STATE_FILE = STATE_FILE  # beside reconciler.yaml: committed with the manifests
 
 
 def secret_fingerprint(key: bytes, values: dict[str, str]) -> str:

@@ -31,11 +31,11 @@ from jsonschema.exceptions import best_match
 
 from reconciler import cron, kinds, manifests
 from reconciler.defaults import PARALLELISM
+from reconciler.defaults import STATE_FILE as DEFAULT_STATE_FILE
 from reconciler.errors import Diagnostic
 from reconciler.manifests import Document, JsonPath, Substitution, json_path
 from reconciler.model import Resource, ResourceKey, SourceRef
 from reconciler.schema_errors import missing_fields, schema_of, unknown_fields
-from reconciler.state import DEFAULT_STATE_FILE
 
 if TYPE_CHECKING:
     from reconciler.normalize import Context
