@@ -8,9 +8,9 @@ context (input contracts, role and credential names).
 Every kind starts its reads at once on one pool (``Kind.fetch``), then each is waited for. The
 calls, whatever the number of objects: the app list in pages of the largest size the API
 serves (its items carry the rendered DAG, so no per-app GET unless an item lacks it), the
-credential list by pages (the first tells how many, then the others at once), the roles once, one describe and one input-contract fetch per distinct
-app id (cached for the run), and one index search per legacy workflow named in the manifests
-or the records.
+credential list by pages (the first tells how many, then the others at once), the roles once,
+one describe and one input-contract fetch per distinct app id (cached for the run), and one
+index search per legacy workflow named in the manifests or the records.
 """
 
 from __future__ import annotations

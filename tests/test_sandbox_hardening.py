@@ -13,6 +13,7 @@ import json
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -357,3 +358,28 @@ def test_runtime_settings_of_the_wrong_type_are_400(introspect: Introspection, s
         assert answer.status_code == 400 and "must be" in answer.json()["message"], settings
     config = introspect.get("config")
     assert config["fault_rate"] == 0.0 and config["fault_kinds"] == ["429", "502", "503", "504", "drop"]
+
+
+def test_names_stay_indexed_across_a_restart_a_delete_and_a_reuse(sandbox_factory: Callable[..., Sandbox],
+                                                                  tmp_path: Path) -> None:
+    # The name index is built from the stored state on first use: a delete as the first request
+    # after a restart, then a create reusing the name, then a duplicate (409).
+    from reconciler.client import ApiClient
+    from tests.conftest import connection
+
+    state = str(tmp_path / "sandbox.json")
+    first = sandbox_factory(state_file=state)
+    with ApiClient(first.base_url, TOKEN) as client:
+        slug = client.create_app("postgres-crawler", "pg-named", {"connection": connection("postgres", "c"),
+                                                                 "credential_guid": "", "extraction_method": "agent",
+                                                                 "agent_json": {"agent": "a"}}).slug
+    first.stop()
+    again = sandbox_factory(state_file=state)
+    inputs = {"connection": connection("postgres", "c2", epoch=1717286401), "credential_guid": "",
+              "extraction_method": "agent", "agent_json": {"agent": "a"}}
+    with ApiClient(again.base_url, TOKEN) as client:
+        client.delete_app(slug)
+        reused = client.create_app("postgres-crawler", "pg-named", inputs)
+        assert reused.slug != slug and not reused.adopted
+        assert client.create_app("postgres-crawler", "pg-named", inputs).slug == reused.slug  # 409: adopted
+        assert [a["slug"] for a in client.list_apps(name="pg-named")] == [reused.slug]

@@ -484,8 +484,8 @@ def update_app(ctx: Any, req: Request, slug: str) -> dict[str, Any]:
 def delete_app(ctx: Any, req: Request, slug: str) -> dict[str, Any]:
     with ctx.store.mutate() as data:
         record = _active_app(data, slug)
+        _names(ctx)[record["name"]].remove(slug)  # (made, if it must be, while the record is still active)
         record["archived"] = True
-        _names(ctx)[record["name"]].remove(slug)
         # Archiving a workflow removes its schedules; the name is free for reuse.
         for trigger in _schedules_of(data, slug):
             del data["schedules"][trigger["trigger_id"]]
