@@ -637,6 +637,9 @@ def sandbox() -> None:
 @click.option("--fault-rate", type=click.FloatRange(0, 1), default=0.0, help="Share of API requests answered with a fault.")
 @click.option("--fault-kinds", default="429,502,503,504,drop", show_default=True,
               help="Comma-separated faults to choose from: 400, 429, 500, 502, 503, 504, drop, drop-after.")
+@click.option("--retry-after-s", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Retry-After of injected 429 and 503 faults, in seconds (sent as whole seconds, a fraction "
+                   "rounded up: 0.5 goes out as 1).")
 @click.option("--rate-limit", type=click.FloatRange(min=0), default=0.0,
               help="Requests per second before answering 429 with Retry-After (0: no limit).")
 @click.option("--rate-burst", type=click.IntRange(min=0), default=0, help="Token-bucket size for --rate-limit.")

@@ -224,6 +224,15 @@ class JitterRetry(Retry):
             return float(super().parse_retry_after(retry_after))  # refused as urllib3 refuses it
         return min(seconds, float(self.retry_after_max))  # capped as urllib3 caps whole seconds
 
+    def sleep_for_retry(self, response: Any) -> bool:
+        """Wait out the answer's Retry-After. One that reads as neither seconds nor a date ("soon",
+        "-1") is ignored, and the retry backs off as without one: urllib3 would raise InvalidHeader
+        and fail the request, which the client then reported as "no answer"."""
+        try:
+            return bool(super().sleep_for_retry(response))
+        except Urllib3Error:
+            return False
+
     def get_backoff_time(self) -> float:
         attempts = len(self.history)
         if attempts == 0 or self.backoff_factor <= 0:

@@ -12,8 +12,11 @@ import heapq
 import itertools
 import random
 import statistics
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +25,7 @@ from urllib3 import HTTPResponse
 
 from reconciler.client import CREATE_APP_RESENDS, ApiClient
 from reconciler.errors import ApiConnectionError, ApiError, RateLimitedError, ServerError
-from reconciler.sandbox import Sandbox
+from reconciler.sandbox import Sandbox, SandboxConfig
 from reconciler.transport import (
     RequestBudget,
     RetryCounter,
@@ -367,12 +370,12 @@ def test_the_retry_after_of_a_throttled_answer_reaches_the_budget() -> None:
     assert counter.snapshot() == {"429": 1, "503": 1} and budget.decreases == 1
 
 
-def test_a_fractional_retry_after_is_waited_for_not_a_failure() -> None:
-    # Some servers send Retry-After: 0.5; urllib3 alone refuses such an answer (InvalidHeader) and
-    # fails the request it was retrying. A real server on loopback: 429 with 0.5 once, then 200.
+def _list_after_one_429(retry_after: str) -> dict[str, int]:
+    """A real server on loopback answers 429 with ``Retry-After: <retry_after>`` once, then 200: the
+    retries the client counted listing credentials from it (it raises if the list fails)."""
     import http.server
 
-    answers = iter([(429, {"Retry-After": "0.5"}), (200, {})])
+    answers = iter([(429, {"Retry-After": retry_after}), (200, {})])
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
@@ -392,9 +395,15 @@ def test_a_fractional_retry_after_is_waited_for_not_a_failure() -> None:
     try:
         with ApiClient(f"http://127.0.0.1:{server.server_address[1]}/", "k", max_retries=2, backoff_factor=0.001) as client:
             assert list(client.list_credentials()) == []
-            assert client.retries.snapshot() == {"429": 1}
+            return client.retries.snapshot()
     finally:
         server.shutdown()
+
+
+def test_a_fractional_retry_after_is_waited_for_not_a_failure() -> None:
+    # Some servers send Retry-After: 0.5; urllib3 alone refuses such an answer (InvalidHeader) and
+    # fails the request it was retrying.
+    assert _list_after_one_429("0.5") == {"429": 1}
     policy = retry_policy(idempotent=True, max_retries=1, backoff_factor=0, backoff_max=0, retry_after_max=5, counter=None)
     assert policy.parse_retry_after("0.5") == 0.5 and policy.parse_retry_after("2") == 2
     for bad in ("-1", "nan", "soon"):
@@ -402,8 +411,53 @@ def test_a_fractional_retry_after_is_waited_for_not_a_failure() -> None:
             policy.parse_retry_after(bad)
 
 
+def test_an_http_date_retry_after_is_the_time_until_it_capped_and_an_unreadable_one_is_a_backoff() -> None:
+    policy = retry_policy(idempotent=True, max_retries=1, backoff_factor=0, backoff_max=0, retry_after_max=5, counter=None)
+    assert policy.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0  # a date passed: at once
+    assert policy.parse_retry_after("Fri, 31 Dec 2117 23:59:59 GMT") == 5  # capped at retry_after_max
+    assert policy.parse_retry_after(" 1.5 ") == 1.5 and policy.parse_retry_after("1e9") == 5
+    assert _list_after_one_429("Wed, 21 Oct 2015 07:28:00 GMT") == {"429": 1}
+    # A Retry-After that is neither seconds nor a date made urllib3 raise InvalidHeader, and the
+    # client reported "no answer" for a tenant that had answered; the retry now backs off instead.
+    for unreadable in ("soon", "-1", "nan"):
+        assert _list_after_one_429(unreadable) == {"429": 1}
+
+
 def test_the_sandbox_rounds_a_fractional_retry_after_up(sandbox_factory: Callable[..., Sandbox]) -> None:
     sandbox = sandbox_factory(retry_after_s=0.5, fault_rate=1.0, fault_kinds=("503",))
     answer = requests.get(f"{sandbox.base_url}api/service/credentials", headers={"Authorization": f"Bearer {TOKEN}"},
                           timeout=10)
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"  # whole seconds; "0" would mean at once
+
+
+def test_every_retry_after_the_sandbox_sends_is_whole_seconds_rounded_up(sandbox_factory: Callable[..., Sandbox]) -> None:
+    sandbox = sandbox_factory(retry_after_s=0.5, fault_rate=1.0, fault_kinds=("429", "503"))
+    introspect = Introspection(sandbox.base_url, TOKEN)
+
+    def retry_after() -> str:
+        answer = requests.get(f"{sandbox.base_url}api/service/credentials", headers={"Authorization": f"Bearer {TOKEN}"},
+                              timeout=10)
+        assert answer.status_code in (429, 503)
+        return str(answer.headers["Retry-After"])
+
+    for seconds, sent in ((1.5, "2"), (0.01, "1"), (2, "2"), (0, "0")):
+        introspect.post("config", {"retry_after_s": seconds})
+        assert {retry_after() for _ in range(4)} == {sent}
+    # The rate limiter's own 429 rounds its wait up too: at 0.4 requests a second, the second
+    # request must wait 2.5 s, less the moment since the first.
+    limited = sandbox_factory(rate_limit=0.4, rate_burst=1)
+    answers = [requests.get(f"{limited.base_url}api/service/credentials", headers={"Authorization": f"Bearer {TOKEN}"},
+                            timeout=10) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 429] and answers[1].headers["Retry-After"] == "3"
+    for bad in (-1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="Retry-After"):
+            Sandbox(SandboxConfig(retry_after_s=bad))
+
+
+def test_serve_takes_a_retry_after_and_refuses_a_nonsense_one(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "reconciler", "sandbox", "serve", "--help"], capture_output=True,
+                          text=True, timeout=30)
+    assert "--retry-after-s" in done.stdout and "rounded up" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "reconciler", "sandbox", "serve", "--retry-after-s", "inf",
+                           "--state-file", str(tmp_path / "s.json")], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 64 and "Retry-After" in done.stderr

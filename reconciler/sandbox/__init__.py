@@ -135,6 +135,8 @@ Choices made where ATLAN_API.md says the real server's behaviour is unknown [?]:
   0 and 10) and ``from + size`` at most 10,000, Elasticsearch's default
   ``index.max_result_window``; anything else is 400 naming the field and what was sent. A
   malformed clause (``bool`` that is not an object, ``minimum_should_match: "75%"``) is 400.
+  ``range`` on a date is Elasticsearch's (date math on the sandbox's clock, rounding, formats,
+  ``time_zone``; see ``search``), as the real index evaluates it.
 * Bad requests, checked in this order so that a client without the token costs nothing: a path
   outside ``/api/service/`` and ``/api/meta/`` is 404; a missing or wrong token is 401 (compared
   in constant time), answered before the body is read, and it neither takes a rate-limit token nor

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -29,6 +30,7 @@ class SandboxConfig:
     fault_routes: tuple[str, ...] = ()
     # Quote the request body in every error answer, as some servers do (a test of secret masking).
     echo_request_errors: bool = False
+    # The Retry-After of injected 429 and 503 faults; sent in whole seconds, a fraction rounded up.
     retry_after_s: float = 1.0
     rate_limit: float = 0.0  # requests per second; 0 = unlimited
     rate_burst: int = 0  # bucket size; 0 = same as rate_limit (at least 1)
@@ -62,8 +64,9 @@ class SandboxConfig:
             raise ValueError("run failure rate must be between 0 and 1")
         if self.rate_limit < 0 or self.latency_ms < 0 or self.jitter_ms < 0:
             raise ValueError("rate limit, latency and jitter cannot be negative")
-        if self.retry_after_s < 0:
-            raise ValueError("the Retry-After delay cannot be negative")
+        if not (math.isfinite(self.retry_after_s) and self.retry_after_s >= 0):
+            raise ValueError("the Retry-After delay must be a number of seconds, 0 or more (a fraction is sent "
+                             "rounded up: Retry-After is whole seconds)")
         if self.index_lag_s < 0:
             raise ValueError("the index lag cannot be negative")
         if self.max_body_bytes < 0:

@@ -489,7 +489,7 @@ class _Handler(BaseHTTPRequestHandler):
         if wait is not None:
             sandbox.stats.record(key, 429, "rate-limit")
             self._send(429, {"code": 429, "message": "rate limit exceeded; retry after the Retry-After delay"},
-                       {"Retry-After": str(max(1, int(wait + 0.999)))})
+                       {"Retry-After": str(max(1, math.ceil(wait)))})
             return
         fault = sandbox.faults.pick(key)
         if fault is not None and fault != "drop-after":

@@ -89,3 +89,102 @@ def test_now_minus_hours_splits_runs_as_their_start_says(hours: int, back: int) 
     doc = run_at(started.strftime("%Y-%m-%dT%H:%M:%SZ"))
     assert in_range(doc, "status.startedAt", gte=f"now-{hours}h") == (back <= hours)
     assert in_range(doc, "status.startedAt", lt=f"now-{hours}h") == (back > hours)
+
+
+def at(iso: str) -> dict[str, object]:
+    return run_at(iso)
+
+
+def test_a_date_without_a_time_rounds_up_for_gt_and_lte_as_elasticsearch_fills_missing_components() -> None:
+    # Elasticsearch fills what a gt/lte date leaves out with 23:59:59.999 (month and day with 1),
+    # and what a gte/lt date leaves out with zeros: lte "2026-11-22" takes in the whole day.
+    ten = at("2026-11-22T10:00:00Z")
+    assert in_range(ten, "status.startedAt", lte="2026-11-22") and not in_range(ten, "status.startedAt", gt="2026-11-22")
+    assert not in_range(ten, "status.startedAt", lt="2026-11-22") and in_range(ten, "status.startedAt", gte="2026-11-22")
+    assert in_range(at("2026-11-22T10:59:59Z"), "status.startedAt", lte="2026-11-22T10")
+    assert not in_range(at("2026-11-22T11:00:00Z"), "status.startedAt", lte="2026-11-22T10")
+    assert in_range(at("2026-11-22T10:00:59.999Z"), "status.startedAt", lte="2026-11-22T10:00")
+    # The documented quirk: a missing day is 1 even when rounding up ("2026-11" is 1 November, 23:59:59.999).
+    assert in_range(at("2026-11-01T20:00:00Z"), "status.startedAt", lte="2026-11")
+    assert not in_range(at("2026-11-02T00:00:00Z"), "status.startedAt", lte="2026-11")
+
+
+def test_rounding_up_is_to_the_last_millisecond() -> None:
+    assert in_range(at("2026-11-22T23:59:59.999Z"), "status.startedAt", lte="now/d")
+    assert not in_range(at("2026-11-23T00:00:00.000Z"), "status.startedAt", lte="now/d")
+    assert in_range(at("2026-11-22T12:59:59.999Z"), "status.startedAt", lte="now/h")
+    assert not in_range(at("2026-11-22T12:59:59.999Z"), "status.startedAt", gt="now/h")
+
+
+def test_numbers_are_read_as_their_text_under_the_field_format() -> None:
+    doc = at("2026-11-22T10:00:00Z")
+    assert in_range(doc, "status.startedAt", gte=2026, lt=2027)  # as Elasticsearch: "2026" is a year first
+    assert in_range(doc, "count", gte=2026) is False  # a number field compares the number
+    with pytest.raises(HttpError) as refused:  # epoch milliseconds are not a strict_date_optional_time
+        in_range(doc, "status.startedAt", gte="1795341600000", format="strict_date_optional_time")
+    assert "1795341600000" in refused.value.body["message"]
+    ten_s = int(dt.datetime(2026, 11, 22, 10, tzinfo=dt.timezone.utc).timestamp())
+    assert in_range(doc, "status.startedAt", gte=ten_s, lte=ten_s, format="epoch_second")
+    assert in_range(at("2026-11-22T10:00:00.999Z"), "status.startedAt", lte=str(ten_s), format="epoch_second")
+    assert not in_range(at("2026-11-22T10:00:00.999Z"), "status.startedAt", lt=str(ten_s), format="epoch_second")
+
+
+def test_java_date_patterns_and_format_lists() -> None:
+    doc = at("2026-11-22T10:00:00Z")
+    assert in_range(doc, "status.startedAt", gte="22/11/2026", lte="22/11/2026", format="dd/MM/yyyy")
+    assert in_range(doc, "status.startedAt", gte="2026-11-22 09:30", format="yyyy-MM-dd HH:mm||epoch_millis")
+    assert not in_range(doc, "status.startedAt", gte="2026-11-22 10:30", format="yyyy-MM-dd HH:mm")
+    assert in_range(doc, "status.startedAt", gte="22.11.2026'", format="dd.MM.yyyy''")
+    with pytest.raises(HttpError) as refused:
+        in_range(doc, "status.startedAt", gte="22 Nov 2026", format="dd MMM GGGG")
+    assert "GGGG" in refused.value.body["message"]
+
+
+def test_a_bound_that_is_no_date_is_a_400_on_a_date_field_and_compares_as_text_elsewhere() -> None:
+    doc = {**at("2026-11-22T10:00:00Z"), "name": "miner-b"}
+    with pytest.raises(HttpError) as refused:
+        in_range(doc, "status.startedAt", gte="yesterday")
+    assert refused.value.status == 400 and "yesterday" in refused.value.body["message"]
+    assert in_range(doc, "name", gte="miner-a", lt="miner-c")  # a keyword field: strings compare as strings
+
+
+def test_date_math_takes_an_omitted_amount_as_one_and_rounds_only_single_units() -> None:
+    assert in_range(at("2026-11-21T13:00:00Z"), "status.startedAt", gte="now-d")
+    assert not in_range(at("2026-11-21T12:00:00Z"), "status.startedAt", gt="now-d")
+    assert in_range(at("2026-11-22T00:00:00Z"), "status.startedAt", gte="now/1d")
+    for bad in ("now/2d", "now-6h+", "now*2", "now-1x"):
+        with pytest.raises(HttpError) as refused:
+            in_range(at("2026-11-22T10:00:00Z"), "status.startedAt", gte=bad)
+        assert bad in refused.value.body["message"]
+
+
+def test_hours_move_the_instant_and_days_the_calendar_across_a_dst_change() -> None:
+    # Amsterdam leaves summer time at 01:00 UTC on 2026-10-25: that day has 25 hours.
+    now = dt.datetime(2026, 10, 25, 2, 30, tzinfo=dt.timezone.utc).timestamp()
+
+    def within(iso: str, **bounds: object) -> bool:
+        return matches({"range": {"status.startedAt": {**bounds, "time_zone": "Europe/Amsterdam"}}}, "id", at(iso), now)
+
+    assert within("2026-10-25T01:30:00Z", gte="now-1h") and not within("2026-10-25T01:29:59Z", gte="now-1h")
+    assert within("2026-10-24T22:00:00Z", gte="now/d") and not within("2026-10-24T21:59:59Z", gte="now/d")
+    assert within("2026-10-25T22:59:59.999Z", lte="now/d") and not within("2026-10-25T23:00:00Z", lte="now/d")
+
+
+BOUNDS = st.one_of(
+    st.builds(lambda n, u, r: f"now{n}{u}{r}", st.sampled_from(["-", "-1", "+2", "-36", "-400"]),
+              st.sampled_from(["y", "M", "w", "d", "h", "m", "s"]), st.sampled_from(["", "/d", "/M", "/w", "/h", "/y"])),
+    st.sampled_from(["now", "now/d", "now/w", "2026-11-22", "2026-11", "2026", "2026-11-22T10", "2026-11-22T10:00", "2026-11-21T23:59:59Z",
+                     "2026-11-01||+1M/d", "2026-11-22T10:00:00+05:30||-1d/h"]),
+    st.integers(min_value=1_790_000_000_000, max_value=1_800_000_000_000),
+)
+
+
+@given(bound=BOUNDS, seconds=st.integers(min_value=-40 * 86400, max_value=40 * 86400),
+       zone=st.sampled_from([None, "+05:30", "-08:00", "Europe/Amsterdam"]))
+def test_each_operator_is_the_complement_of_its_opposite(bound: object, seconds: int, zone: str | None) -> None:
+    # gt and lte round the same way (up), gte and lt the same way (down): a date is on exactly one
+    # side of each pair, whatever the bound, its rounding and the time zone.
+    doc = at((dt.datetime.fromtimestamp(NOW, dt.timezone.utc) + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    extra = {"time_zone": zone} if zone else {}
+    assert in_range(doc, "status.startedAt", gt=bound, **extra) != in_range(doc, "status.startedAt", lte=bound, **extra)
+    assert in_range(doc, "status.startedAt", gte=bound, **extra) != in_range(doc, "status.startedAt", lt=bound, **extra)
