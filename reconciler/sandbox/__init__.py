@@ -5,8 +5,8 @@ test runs against.
 Modules: ``catalogue`` (apps, input contracts, seeded legacy templates, roles, users, groups),
 ``store`` (state and persistence), ``apps`` / ``credentials`` / ``directory`` / ``legacy`` (the
 API), ``assets`` (asset search under ``/api/meta/``: connections and App runs), ``search`` (the
-index-search subset), ``faults`` (latency, faults, rate limit), ``server`` (HTTP, auth,
-introspection).
+index-search subset) and ``dates`` (its date ranges), ``faults`` (latency, faults, rate limit),
+``server`` (HTTP, auth, introspection).
 
 The apps: every app id the official SDK (pyatlan) has a typed builder for, with an input
 contract derived from what that builder sends, from ``catalogue_sdk.py``, a module generated

@@ -24,8 +24,9 @@ from typing import Any
 from reconciler import cron
 from reconciler.sandbox import catalogue, runs
 from reconciler.sandbox.credentials import vault
+from reconciler.sandbox.dates import parse_instant
 from reconciler.sandbox.routing import HttpError, Request, Router, bad_request, not_found, require_object
-from reconciler.sandbox.search import parse_instant, search
+from reconciler.sandbox.search import search
 
 router = Router()
 
@@ -65,6 +66,34 @@ def _check_spec(spec: Any) -> dict[str, Any]:
     return spec
 
 
+def _creator_labels(user: dict[str, Any] | None = None) -> dict[str, str]:
+    """Argo's labels naming who created (owns) a template or run: the user's id and username. The
+    default is the API token's service account, the identity every request here comes from."""
+    user = user or catalogue.API_TOKEN_USER
+    return {OWNER_LABEL: user["id"], OWNER_NAME_LABEL: user["username"]}
+
+
+def _vault_payload(ctx: Any, spec: dict[str, Any], payload: Any) -> dict[str, Any]:
+    """The spec with each ``payload`` credential vaulted and its ``{{parameter}}`` placeholders
+    (``{{credentialGuid}}``, in parameters and inside the connection JSON string) replaced by the
+    issued guid. The raw credential is never stored in the template."""
+    if payload is not None and not isinstance(payload, list):
+        raise bad_request("payload must be a list", causes=[
+            {"errorType": "type", "errorMessage": "a list of {parameter, type, body}", "location": "payload"}])
+    spec_text = json.dumps(spec)
+    for index, item in enumerate(payload or []):
+        if not isinstance(item, dict) or item.get("type") != "credential":
+            continue
+        parameter = item.get("parameter")
+        if not isinstance(parameter, str) or not parameter or not isinstance(item.get("body"), dict):
+            raise bad_request(f"payload[{index}]: a credential needs a 'parameter' name and a 'body' object", causes=[
+                {"errorType": "required", "errorMessage": "parameter and body", "location": f"payload[{index}]"}])
+        guid = vault(ctx.store, item["body"], created_by=CREATOR)
+        spec_text = spec_text.replace("{{" + parameter + "}}", guid)
+    spec = json.loads(spec_text)
+    return spec if isinstance(spec, dict) else {}
+
+
 def _phase(ctx: Any, run: dict[str, Any]) -> str:
     status = runs.progress(ctx, run)
     return "Failed" if status == "Stopped" else status  # Argo's Stopped is not a phase the SDK can parse
@@ -87,12 +116,25 @@ def render_run(ctx: Any, run: dict[str, Any]) -> dict[str, Any]:
             "name": run["name"],
             "namespace": "default",
             "creationTimestamp": runs.iso(run["created_at"]),
-            "labels": {"workflows.argoproj.io/phase": phase, OWNER_LABEL: run.get("creator") or CREATOR,
+            "labels": {"workflows.argoproj.io/phase": phase, **_run_creator(run),
                        "workflows.argoproj.io/workflow-template": run["template"]},
         },
         "spec": {"workflowTemplateRef": {"name": run["template"]}},
         "status": status,
     }
+
+
+def _run_creator(run: dict[str, Any]) -> dict[str, str]:
+    """A run's creator labels: the API token's service account, or the template's owner for a
+    run triggered as owner (``creator`` is the owner's id; a stored run from before the directory
+    may hold a username there)."""
+    creator = run.get("creator")
+    if not creator:
+        return _creator_labels()
+    user = next((u for u in catalogue.USERS if creator in (u["id"], u["username"])), None)
+    if user is not None:
+        return _creator_labels(user)
+    return {OWNER_LABEL: creator, **({OWNER_NAME_LABEL: run["creator_name"]} if run.get("creator_name") else {})}
 
 
 def _new_run(ctx: Any, template: str, *, creator: str | None = None) -> dict[str, Any]:
@@ -203,17 +245,15 @@ def _register(prefix: str) -> None:
             existing = data["templates"].get(name)
             if existing is not None and not existing["archived"]:
                 raise HttpError(409, f"workflow template {name!r} already exists", code=409)
-            spec_text = json.dumps(spec)
-            for item in body.get("payload") or []:
-                if isinstance(item, dict) and item.get("type") == "credential" and isinstance(item.get("body"), dict):
-                    guid = vault(ctx.store, item["body"], created_by=CREATOR)
-                    spec_text = spec_text.replace("{{" + str(item.get("parameter")) + "}}", guid)
+            new_metadata = copy.deepcopy(metadata)
+            # Argo labels a template with the identity that created it, whatever the body says.
+            new_metadata["labels"] = {**(new_metadata.get("labels") or {}), **_creator_labels()}
             source = {
                 "apiVersion": "argoproj.io/v1alpha1",
                 "kind": "WorkflowTemplate",
-                "metadata": {**copy.deepcopy(metadata), "namespace": "default", "creationTimestamp": runs.iso(ctx.store.now()),
+                "metadata": {**new_metadata, "namespace": "default", "creationTimestamp": runs.iso(ctx.store.now()),
                              "uid": ctx.store.new_guid(), "resourceVersion": "1", "generation": 1},
-                "spec": json.loads(spec_text),
+                "spec": _vault_payload(ctx, spec, body.get("payload")),
             }
             data["templates"][name] = {"source": source, "archived": False}
             if req.params.get("submit", "").lower() == "true":
@@ -232,14 +272,19 @@ def _register(prefix: str) -> None:
             source = _active_template(data, name)["source"]
             kept = source["metadata"]
             new_metadata = copy.deepcopy(metadata)
-            # Server-owned metadata is kept, whatever the client echoes; the rest is replaced.
+            # Server-owned metadata is kept, whatever the client echoes; the rest is replaced. The
+            # owner (the creator labels) changes only through changeownership.
             for key in ("name", "namespace", "uid", "creationTimestamp"):
                 if key in kept:
                     new_metadata[key] = kept[key]
+            owner = {k: v for k, v in (kept.get("labels") or {}).items() if k in (OWNER_LABEL, OWNER_NAME_LABEL)}
+            labels = {k: v for k, v in (new_metadata.get("labels") or {}).items() if k not in (OWNER_LABEL, OWNER_NAME_LABEL)}
+            if owner or labels or "labels" in new_metadata:
+                new_metadata["labels"] = {**labels, **owner}
             new_metadata["resourceVersion"] = str(int(kept.get("resourceVersion", "1")) + 1)
             new_metadata["generation"] = int(kept.get("generation", 1)) + 1
             source["metadata"] = new_metadata
-            source["spec"] = copy.deepcopy(spec)
+            source["spec"] = _vault_payload(ctx, spec, body.get("payload"))
             return _workflow_response(source)
 
     @router.route("POST", f"{prefix}/{{name}}/archive")

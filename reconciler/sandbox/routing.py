@@ -205,3 +205,18 @@ def filter_matches(record: Mapping[str, Any], flt: Mapping[str, Any]) -> bool:
 def _like(value: str, pattern: str, insensitive: bool) -> bool:
     regex = "^" + "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern) + "$"
     return re.match(regex, value, re.IGNORECASE if insensitive else 0) is not None
+
+
+def json_type(value: Any) -> str:
+    """How a JSON value is named in an error: its type, and the value itself when short."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int):
+        return f"a number ({value})" if len(str(value)) <= 30 else f"a {len(str(value))}-digit number"
+    if isinstance(value, float):
+        return f"a number with a fraction ({value!r})"
+    if isinstance(value, str):
+        return f"a string ({value[:30]!r}{'...' if len(value) > 30 else ''})"
+    return "an array" if isinstance(value, list) else "an object"
