@@ -38,7 +38,7 @@ def crash_manifests(folder: Path) -> dict[str, int]:
             "inputs": {"temp_table_regex": f"^t{i}"},
             "schedules": [{"cron": f"{i} 2 * * *", "timezone": "Asia/Kolkata"}, {"cron": "@weekly"}]}})
     docs.append({"kind": "Workflow", "metadata": {"name": "csa-lineage-builder-1716000000"},
-                 "spec": {"parameters": {"fail-on-errors": "false"}}})
+                 "spec": {"parameters": {"lineage_fail_on_errors": False}}})
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "all.yaml").write_text(yaml.safe_dump_all([{"apiVersion": "reconciler/v1", **d} for d in docs], sort_keys=False))
     return {f"app-{i}": 2 for i in range(5)}

@@ -54,6 +54,9 @@ Where the SDK (pyatlan 11.6) contradicts ATLAN_API.md, the sandbox follows the S
   Postgres, Databricks, Redash, Teradata, Oracle, Power BI, CSA export, Snowflake Miner's hidden
   defaults. Teradata Miner's ``miner_start_time_epoch`` is typed ``str`` but its default goes out
   as the integer ``0``; its contract takes both.
+* §4.4 says an update carries no ``payload``. That holds for a search hit's ``to_workflow()``, but
+  ``WorkflowClient.update`` sends whatever Workflow it is given: a builder's ``to_workflow()``
+  carries ``payload`` and ``{{credentialGuid}}``. The update route vaults it as create does.
 
 Choices made where ATLAN_API.md says the real server's behaviour is unknown [?]:
 

@@ -385,6 +385,9 @@ def _legacy_template(
                 "orchestration.atlan.com/atlan-ui": "true",
                 "orchestration.atlan.com/type": "connector",
                 "package.argoproj.io/name": package.replace("@", "a-t-r").replace("/", "s-l-a-s-h"),
+                # Argo's creator labels: the UI user who made it (the directory's admin, jdoe).
+                "workflows.argoproj.io/creator": USERS[0]["id"],
+                "workflows.argoproj.io/creator-preferred-username": USERS[0]["username"],
             },
             "annotations": annotations,
         },

@@ -12,6 +12,19 @@ creator labels name the new owner), and ``runs/cron/scheduleQueriesBetweenDurati
 oldest first). Choices where the real server's behaviour is unknown [?]: the sandbox fires no
 schedules, so ``missedScheduleQueriesBetweenDuration`` is always an empty list; a missing or
 unparsable date is 400 naming it.
+
+More choices [?]:
+
+* ``payload`` credentials are vaulted on create *and* update (a builder's ``to_workflow()`` sent to
+  ``update`` carries them), each ``{{parameter}}`` placeholder in the spec, the connection JSON
+  string included, becoming the issued guid; the raw credential is never stored. A payload
+  credential without ``parameter`` or ``body`` is 400, checked before anything is vaulted.
+* Owner: as Argo does, a template is labelled ``workflows.argoproj.io/creator`` (a user id) and
+  ``creator-preferred-username`` with whoever created it, the API token's service account, over
+  any such label in the body. An update keeps them whatever it echoes: only changeownership moves
+  them. Runs carry the same two labels: the caller's (the service account) from ``submit`` and
+  create, the template owner's from ``triggerAsOwner``. The seeded UI templates belong to ``jdoe``.
+* ``triggerAsOwner`` takes the scheduled query's template name (``asq-…``) as ``resourceName``.
 """
 
 from __future__ import annotations
@@ -80,16 +93,15 @@ def _vault_payload(ctx: Any, spec: dict[str, Any], payload: Any) -> dict[str, An
     if payload is not None and not isinstance(payload, list):
         raise bad_request("payload must be a list", causes=[
             {"errorType": "type", "errorMessage": "a list of {parameter, type, body}", "location": "payload"}])
-    spec_text = json.dumps(spec)
-    for index, item in enumerate(payload or []):
-        if not isinstance(item, dict) or item.get("type") != "credential":
-            continue
-        parameter = item.get("parameter")
-        if not isinstance(parameter, str) or not parameter or not isinstance(item.get("body"), dict):
-            raise bad_request(f"payload[{index}]: a credential needs a 'parameter' name and a 'body' object", causes=[
+    credentials = [(i, item) for i, item in enumerate(payload or []) if isinstance(item, dict) and item.get("type") == "credential"]
+    for index, item in credentials:  # all checked before any is vaulted
+        if not isinstance(item.get("parameter"), str) or not item["parameter"] or not isinstance(item.get("body"), dict):
+            raise bad_request("a payload credential needs a 'parameter' name and a 'body' object", causes=[
                 {"errorType": "required", "errorMessage": "parameter and body", "location": f"payload[{index}]"}])
+    spec_text = json.dumps(spec)
+    for _, item in credentials:
         guid = vault(ctx.store, item["body"], created_by=CREATOR)
-        spec_text = spec_text.replace("{{" + parameter + "}}", guid)
+        spec_text = spec_text.replace("{{" + item["parameter"] + "}}", guid)
     spec = json.loads(spec_text)
     return spec if isinstance(spec, dict) else {}
 
@@ -125,19 +137,14 @@ def render_run(ctx: Any, run: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_creator(run: dict[str, Any]) -> dict[str, str]:
-    """A run's creator labels: the API token's service account, or the template's owner for a
-    run triggered as owner (``creator`` is the owner's id; a stored run from before the directory
-    may hold a username there)."""
-    creator = run.get("creator")
-    if not creator:
+    """A run's creator labels: the API token's service account, or, for a run triggered as its
+    template's owner, that owner."""
+    if not run.get("creator"):
         return _creator_labels()
-    user = next((u for u in catalogue.USERS if creator in (u["id"], u["username"])), None)
-    if user is not None:
-        return _creator_labels(user)
-    return {OWNER_LABEL: creator, **({OWNER_NAME_LABEL: run["creator_name"]} if run.get("creator_name") else {})}
+    return {OWNER_LABEL: run["creator"], **({OWNER_NAME_LABEL: run["creator_name"]} if run.get("creator_name") else {})}
 
 
-def _new_run(ctx: Any, template: str, *, creator: str | None = None) -> dict[str, Any]:
+def _new_run(ctx: Any, template: str, *, owner: dict[str, str] | None = None) -> dict[str, Any]:
     data = ctx.store.data
     while True:
         name = f"{template}-{ctx.store.new_suffix(5)}"
@@ -145,8 +152,10 @@ def _new_run(ctx: Any, template: str, *, creator: str | None = None) -> dict[str
             break
     source = data["templates"][template]["source"]
     run = {"name": name, "template": template, **runs.new_timing(ctx, _credentials_of(source), unknown_credentials_ok=True)}
-    if creator:
-        run["creator"] = creator
+    if owner and owner.get(OWNER_LABEL):
+        run["creator"] = owner[OWNER_LABEL]
+        if owner.get(OWNER_NAME_LABEL):
+            run["creator_name"] = owner[OWNER_NAME_LABEL]
     data["workflow_runs"][name] = run
     return run
 
@@ -217,8 +226,8 @@ def _rerun(ctx: Any, req: Request, *, as_owner: bool = False) -> dict[str, Any]:
         raise bad_request("resourceName is required")
     with ctx.store.mutate() as data:
         source = _active_template(data, name)["source"]
-        owner = (source["metadata"].get("labels") or {}).get(OWNER_LABEL) if as_owner else None
-        return render_run(ctx, _new_run(ctx, name, creator=owner))
+        owner = (source["metadata"].get("labels") or {}) if as_owner else None
+        return render_run(ctx, _new_run(ctx, name, owner=owner))
 
 
 def _workflow_response(source: dict[str, Any]) -> dict[str, Any]:
@@ -332,7 +341,7 @@ def change_ownership(ctx: Any, req: Request, name: str) -> dict[str, Any]:
     with ctx.store.mutate() as data:
         source = _active_template(data, name)["source"]
         metadata = source["metadata"]
-        metadata["labels"] = {**(metadata.get("labels") or {}), OWNER_LABEL: user["id"], OWNER_NAME_LABEL: username}
+        metadata["labels"] = {**(metadata.get("labels") or {}), **_creator_labels(user)}
         metadata["resourceVersion"] = str(int(metadata.get("resourceVersion", "1")) + 1)
         return _workflow_response(source)
 
@@ -367,8 +376,9 @@ def _window(req: Request) -> tuple[float, float]:
         raw = req.params.get(name)
         moment = parse_instant(raw) if raw else None
         if moment is None:
-            raise bad_request(f"query parameter {name!r} is required, an ISO-8601 date-time "
-                              "(e.g. 2024-03-25T16:30:00.000+05:30)", causes=[
+            example = "an ISO-8601 date-time (e.g. 2024-03-25T16:30:00.000+05:30)"
+            message = f"is required: {example}" if not raw else f"must be {example}, got {raw[:100]!r}"
+            raise bad_request(f"query parameter {name!r} {message}", causes=[
                                   {"errorType": "required" if not raw else "format", "errorMessage": "an ISO-8601 date-time",
                                    "location": name}])
         bounds.append(moment.timestamp())
