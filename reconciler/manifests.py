@@ -76,9 +76,14 @@ class Document:
     data: Any
     marks: dict[JsonPath, tuple[int, int]] = field(default_factory=dict)  # path -> (line, column) of the value
     key_marks: dict[JsonPath, tuple[int, int]] = field(default_factory=dict)  # path -> (line, column) of its key
+    # A document read by the fast path has no marks yet: its file is read again, by the checked
+    # path, the first time a position is asked for (only documents with a diagnostic ask).
+    source: _Source | None = field(default=None, repr=False, compare=False)
 
     def locate(self, path: Iterable[Any]) -> tuple[int, int]:
         """The best source position for a JSON path: its key, its value, or the nearest parent."""
+        if self.source is not None:
+            self.source.mark()
         p = tuple(path)
         while True:
             if p in self.key_marks:
@@ -98,10 +103,21 @@ def json_path(path: Iterable[Any]) -> str:
 
 
 def display_path(path: Path) -> str:
-    try:
-        return os.path.relpath(path)
-    except ValueError:  # another drive on Windows
-        return str(path)
+    key = (os.getcwd(), os.fspath(path))
+    shown = _shown.get(key)
+    if shown is None:
+        try:
+            shown = os.path.relpath(path)
+        except ValueError:  # another drive on Windows
+            return str(path)
+        if len(_shown) >= 100_000:
+            _shown.clear()
+        _shown[key] = shown
+    return shown
+
+
+# (working folder, path) -> how display_path shows it: each file is shown several times per run.
+_shown: dict[tuple[str, str], str] = {}
 
 
 def discover(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[Diagnostic]]:
@@ -136,9 +152,9 @@ def discover(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[
     walk.linked_folders()
     # Each file once, even when reached twice (or through a link), shown by the path it was found at:
     # a symlinked manifests folder keeps its own place, and its state file beside it.
-    unique: dict[Path, Path] = {}
+    unique: dict[str, Path] = {}
     for f in files:
-        unique.setdefault(f.resolve(), f)
+        unique.setdefault(walk.real.get(f) or os.path.realpath(f), f)
     return sorted(unique.values(), key=display_path), diagnostics
 
 
@@ -192,6 +208,7 @@ class _Walk:
         self.files = files
         self.diagnostics = diagnostics
         self.walked: set[str] = set()  # real paths of the folders walked
+        self.real: dict[Path, str] = {}  # real paths of the files found that are not links themselves
         self.links: list[Path] = []  # linked folders met, to walk once the real ones are done
 
     def tree(self, top: Path) -> None:
@@ -203,15 +220,16 @@ class _Walk:
             if real in self.walked:
                 continue
             self.walked.add(real)
-            subfolders = self.folder(folder)
+            subfolders = self.folder(folder, real)
             pending.extend(reversed(subfolders))  # depth first, in name order
 
     def linked_folders(self) -> None:
         while self.links:
             self.tree(self.links.pop(0))
 
-    def folder(self, folder: Path) -> list[Path]:
-        """Record the manifest files of one folder; return its real subfolders to walk."""
+    def folder(self, folder: Path, real: str | None = None) -> list[Path]:
+        """Record the manifest files of one folder (whose real path is ``real``); return its real
+        subfolders to walk."""
         try:
             with os.scandir(folder) as listing:
                 entries = sorted(listing, key=lambda e: e.name)
@@ -243,6 +261,8 @@ class _Walk:
                     (self.links if is_link else subfolders).append(path)
             elif is_file and _is_manifest_name(entry.name):
                 self.files.append(path)
+                if real is not None and not is_link:  # what os.path.realpath would say, without a call per part
+                    self.real[path] = os.path.join(real, entry.name)
             elif _is_manifest_name(entry.name):
                 # A FIFO, device or socket (or a link to one) named like a manifest: an error, not
                 # a silent skip, and never opened (see read_text).
@@ -259,9 +279,9 @@ def read_text(path: Path) -> tuple[str | None, Diagnostic | None]:
     """The text of one manifest file, or the diagnostic that says why it cannot be read. Only a
     regular file is read, and at most ``MAX_FILE_BYTES`` of it: the type and size are checked on
     the open file itself, which is opened without blocking (a FIFO would wait for a writer)."""
-    name = display_path(path)
 
     def cannot_read(exc: OSError) -> tuple[None, Diagnostic]:
+        name = display_path(path)
         return None, Diagnostic(name, 0, 0, "RC001", f"cannot read the file {name}: {exc.strerror or exc}",
                                 hint="Make it readable by the user that runs the reconciler, or remove it: the objects "
                                      "declared in it would otherwise look undeclared, and --prune would delete them.")
@@ -281,7 +301,7 @@ def read_text(path: Path) -> tuple[str | None, Diagnostic | None]:
         if not stat.S_ISREG(info.st_mode):
             return None, _not_regular(path, info.st_mode)
         if info.st_size > MAX_FILE_BYTES:
-            return None, _too_large(name, info.st_size)
+            return None, _too_large(display_path(path), info.st_size)
         chunks: list[bytes] = []
         size = 0
         while size <= MAX_FILE_BYTES:  # the file may grow while it is read
@@ -296,16 +316,16 @@ def read_text(path: Path) -> tuple[str | None, Diagnostic | None]:
     finally:
         os.close(fd)
     if len(raw) > MAX_FILE_BYTES:
-        return None, _too_large(name, None)
+        return None, _too_large(display_path(path), None)
     if b"\x00" in raw:
-        return None, Diagnostic(name, 1, 1, "RC004", "binary file: it contains NUL bytes, so it is not a YAML manifest",
+        return None, Diagnostic(display_path(path), 1, 1, "RC004", "binary file: it contains NUL bytes, so it is not a YAML manifest",
                                 hint="Remove it from the manifests folder or rename it to something other than .yaml.")
     try:
         return raw.decode("utf-8-sig"), None
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        return None, Diagnostic(name, line, column, "RC003", f"not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded",
+        return None, Diagnostic(display_path(path), line, column, "RC003", f"not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded",
                                 hint="Save the file as UTF-8.")
 
 
@@ -318,7 +338,30 @@ def _too_large(name: str, size: int | None) -> Diagnostic:
 
 
 class _Loader(_BaseLoader):
-    """The safe loader; kept as a subclass so that the stock classes are never modified."""
+    """The safe loader; kept as a subclass so that the stock classes are never modified.
+
+    ``resolve`` answers exactly as PyYAML's, without its path-resolver bookkeeping when there
+    are no path resolvers (the safe loaders have none): it runs for every value, the C
+    composer's too, and was a third of the time of a load."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if self.yaml_path_resolvers or None in self.yaml_implicit_resolvers:
+            return super().resolve(kind, value, implicit)  # pragma: no cover - nobody adds these to our loader
+        if kind is yaml.ScalarNode:
+            if implicit[0]:
+                for tag, regexp in self.yaml_implicit_resolvers.get(value[:1], ()):  # value[:1]: '' when empty
+                    if regexp.match(value):
+                        return tag
+            return self.DEFAULT_SCALAR_TAG
+        return self.DEFAULT_SEQUENCE_TAG if kind is yaml.SequenceNode else self.DEFAULT_MAPPING_TAG
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        if self.yaml_path_resolvers:  # pragma: no cover - as above
+            super().descend_resolver(current_node, current_index)
+
+    def ascend_resolver(self) -> None:
+        if self.yaml_path_resolvers:  # pragma: no cover - as above
+            super().ascend_resolver()
 
 
 def _located(construct: Callable[[Any, yaml.Node], Any]) -> Callable[[Any, yaml.Node], Any]:
@@ -509,9 +552,170 @@ class _Composer:
 
 
 def parse(text: str, file: str) -> tuple[list[Document], list[Diagnostic]]:
-    """Every document in one file, with marks; stops at the first YAML syntax error, and at the
-    first document over a cap. A document whose values cannot be constructed is reported and left
-    out; the next one is still read."""
+    """Every document in one file; stops at the first YAML syntax error, and at the first
+    document over a cap. A document whose values cannot be constructed is reported and left out;
+    the next one is still read.
+
+    Two paths, one answer. A small file of plain JSON-like documents (the common case) is
+    composed by the C loader and turned into data by ``_Plain``, which gives up at the first
+    thing the checked path would report or treat specially; its documents find their marks
+    later, by reading the file again with the checked path, and only when a diagnostic asks.
+    Every other file, and every file the fast path gives up on, is read by the checked path from
+    the start: what is reported, and where, is what that path says."""
+    documents = _parse_fast(text, file)
+    if documents is not None:
+        return documents, []
+    return _parse_checked(text, file)
+
+
+# The fast path: only where the C composer is there, for files small enough that composing them
+# whole before counting costs little (the checked path counts as it goes), and whose documents
+# cannot nest deeper than the C composer can recurse (it recurses once per level, on the C stack;
+# 1,000 levels is far below where a thread's stack ends).
+FAST_MAX_BYTES = 256 * 1024
+_C_COMPOSER = getattr(yaml, "CSafeLoader", None) is _BaseLoader
+_COMPOSER_MAX_LEVELS = 1000
+# Every level of nesting opens with one of these characters in its document: a block list's
+# '-', a mapping's first ':' or '?', a flow collection's bracket.
+_NESTING_OPENERS = "-:?[{"
+# '---' or '...' at the start of a line always ends a document (libyaml refuses it anywhere else);
+# a line break this pattern does not know only makes a document look longer, never shallower.
+_DOCUMENT_MARKER = re.compile(r"^(?:---|\.\.\.)(?=[ \t\r\n\x85\u2028\u2029]|\Z)", re.M)
+_INT, _FLOAT, _BOOL, _NULL = _CORE + "int", _CORE + "float", _CORE + "bool", _CORE + "null"
+
+
+def _shallow(text: str) -> bool:
+    """Whether no document of ``text`` can nest more than ``_COMPOSER_MAX_LEVELS`` deep."""
+
+    def openers(start: int, end: int) -> int:
+        return sum(text.count(c, start, end) for c in _NESTING_OPENERS)
+
+    if openers(0, len(text)) <= _COMPOSER_MAX_LEVELS:
+        return True
+    start = 0
+    for marker in _DOCUMENT_MARKER.finditer(text):
+        if openers(start, marker.start()) > _COMPOSER_MAX_LEVELS:
+            return False
+        start = marker.start()
+    return openers(start, len(text)) <= _COMPOSER_MAX_LEVELS
+
+
+class _NotPlain(Exception):
+    """The fast path met something the checked path must see."""
+
+
+class _Plain:
+    """Node graphs → data, for documents the checked path would take without a word: string
+    keys, each once; values JSON can carry, tagged as they read; no alias; within the caps.
+    Raises ``_NotPlain`` at anything else."""
+
+    def __init__(self, loader: _Loader, may_share: bool) -> None:
+        self.loader = loader
+        self.constructors = loader.yaml_constructors
+        self.values = 0  # in this document
+        self.file_values = 0
+        # Only an anchor ('&') lets a node appear twice (an alias); without one, nothing to track.
+        self.seen: set[int] | None = set() if may_share else None
+
+    def document(self, node: yaml.Node) -> Any:
+        self.values = 0
+        data = self.value(node, 0)
+        self.file_values += self.values
+        if self.values > MAX_DOCUMENT_VALUES or self.file_values > MAX_FILE_VALUES:
+            raise _NotPlain
+        return data
+
+    def value(self, node: yaml.Node, depth: int) -> Any:
+        self.values += 1
+        if self.seen is not None:
+            if id(node) in self.seen:
+                raise _NotPlain  # an alias
+            self.seen.add(id(node))
+        kind = node.__class__
+        tag = node.tag
+        if kind is yaml.ScalarNode:
+            if tag == STR_TAG:
+                return node.value
+            if tag == _NULL:
+                return None
+            if tag != _INT and tag != _FLOAT and tag != _BOOL:
+                raise _NotPlain
+            text = node.value
+            reads_as = self.loader.resolve(yaml.ScalarNode, text, (True, False))
+            if reads_as != tag and not (tag == _FLOAT and reads_as == _INT):
+                raise _NotPlain
+            if (tag == _FLOAT and not _finite(text)) or (tag == _INT and len(text) > MAX_INTEGER_DIGITS):
+                raise _NotPlain
+            return self.constructors[tag](self.loader, node)
+        if depth >= MAX_DEPTH:
+            raise _NotPlain
+        if kind is yaml.MappingNode and tag == MAP_TAG:
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if key_node.__class__ is not yaml.ScalarNode or key_node.tag != STR_TAG:
+                    raise _NotPlain  # not a string, or a merge ('<<')
+                self.values += 1
+                if self.seen is not None:
+                    if id(key_node) in self.seen:
+                        raise _NotPlain
+                    self.seen.add(id(key_node))
+                key = key_node.value
+                if key in out:
+                    raise _NotPlain  # a duplicate key
+                out[key] = self.value(value_node, depth + 1)
+            return out
+        if kind is yaml.SequenceNode and tag == SEQ_TAG:
+            return [self.value(item, depth + 1) for item in node.value]
+        raise _NotPlain
+
+
+class _Source:
+    """A file read by the fast path, kept until a document of it needs its marks: then read
+    again by the checked path, once, for every document of the file."""
+
+    def __init__(self, text: str, file: str, documents: list[Document]) -> None:
+        self.text: str | None = text
+        self.file = file
+        self.documents = documents
+
+    def mark(self) -> None:
+        text, self.text = self.text, None
+        if text is None:
+            return
+        checked, _ = _parse_checked(text, self.file)
+        for doc, again in zip(self.documents, checked, strict=False):  # the same documents: the fast path took them all
+            doc.marks, doc.key_marks = again.marks, again.key_marks
+        for doc in self.documents:
+            doc.source = None
+
+
+def _parse_fast(text: str, file: str) -> list[Document] | None:
+    """The documents of a plain file, without marks; None when the checked path must read it."""
+    if not _C_COMPOSER or len(text) > FAST_MAX_BYTES or not _shallow(text):
+        return None
+    documents: list[Document] = []
+    source = _Source(text, file, documents)
+    try:
+        loader = _Loader(text)
+    except Exception:  # noqa: BLE001 - whatever it is, the checked path reports it
+        return None
+    plain = _Plain(loader, "&" in text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:  # pragma: no cover - check_node said there is one
+                return None
+            documents.append(Document(file=file, index=len(documents), line=node.start_mark.line + 1,
+                                      data=plain.document(node), source=source))
+    except Exception:  # noqa: BLE001 - a syntax error, a cap, anything unusual: the checked path reports it
+        return None
+    finally:
+        loader.dispose()
+    return documents
+
+
+def _parse_checked(text: str, file: str) -> tuple[list[Document], list[Diagnostic]]:
+    """``parse`` by the checked path: every document with its marks, and every diagnostic."""
     documents: list[Document] = []
     diagnostics: list[Diagnostic] = []
     try:

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from reconciler import kinds
-from reconciler.apply import ApplyError
 from reconciler.client import ApiClient
 from reconciler.defaults import API_KEY_ENV, MAX_PLAN_AGE
 from reconciler.errors import PlanStaleError
@@ -42,6 +41,8 @@ def read_saved_plan(path: str, *, api_key: str, tenant_id: str, max_age: float =
                     now: dt.datetime | None = None) -> tuple[Plan, Manifests]:
     """A plan file, refused unless its MAC holds, it is recent, it was made for this tenant and
     its project (whose reconciler.yaml names the state file) is here."""
+    from reconciler.apply import ApplyError  # only apply reads a saved plan: plan does not import apply
+
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         if not isinstance(data, dict):
@@ -104,6 +105,8 @@ def check_saved_plan(plan: Plan, state: StateFile, tenant_id: str, project: Proj
     a run only where the manifest asks for one after the change planned with it, or the state
     file records one owed; one change per object and action; no secret reference names the API
     key."""
+    from reconciler.apply import ApplyError
+
     records = records_of(state.tenant(tenant_id), state.recorded_by_others(tenant_id))
     if plan.state_serial != records.serial:
         raise PlanStaleError(["the state file's records changed since the plan (another apply or `reconciler state` "

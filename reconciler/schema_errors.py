@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import ValidationError
+if TYPE_CHECKING:  # only its errors are read here: importing jsonschema is left to whoever validates
+    from jsonschema import ValidationError
 
 
 def schema_of(error: ValidationError) -> Mapping[str, Any]:

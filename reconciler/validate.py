@@ -21,13 +21,10 @@ import functools
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from jsonschema import Draft202012Validator, ValidationError, validators
-from jsonschema.exceptions import best_match
 
 from reconciler import cron, kinds, manifests
 from reconciler.defaults import PARALLELISM
@@ -38,14 +35,13 @@ from reconciler.model import Resource, ResourceKey, SourceRef
 from reconciler.schema_errors import missing_fields, schema_of, unknown_fields
 
 if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator, ValidationError
+
     from reconciler.normalize import Context
 
 SECRET_LOOKING = re.compile(r"password|secret|private_?key|passphrase|token", re.I)
 MIN_PREFIX = 3  # an ownership prefix shorter than this claims objects made elsewhere (the UI's, another team's)
 
-# JSON Schema counts 443.0 as an integer; the tenant does not. Booleans are not integers either.
-_Strict = validators.extend(Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
-    "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)))
 
 
 def _validator(kind: str) -> Draft202012Validator:
@@ -55,7 +51,89 @@ def _validator(kind: str) -> Draft202012Validator:
 
 @functools.cache
 def _strict(kind: str, registered: kinds.Kind | None) -> Draft202012Validator:
-    return _Strict(kinds.validator(kind).schema)
+    from jsonschema import Draft202012Validator, validators
+
+    # JSON Schema counts 443.0 as an integer; the tenant does not. Booleans are not integers either.
+    strict = validators.extend(Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)))
+    return strict(kinds.schema(kind))
+
+
+def _fast_check(kind: str) -> Callable[[Any], Any] | None:
+    """The kind's schema compiled by fastjsonschema (built once per registered kind): it raises
+    at the first error, and says nothing of the others; None when it cannot be trusted to take
+    only what jsonschema takes."""
+    return _compiled(kind, None if kind == kinds.PROJECT_KIND else kinds.get(kind))
+
+
+@functools.cache
+def _compiled(kind: str, registered: kinds.Kind | None) -> Callable[[Any], Any] | None:
+    import fastjsonschema
+
+    schema = _draft4(kinds.schema(kind))
+    if not isinstance(schema, dict):
+        return None
+    try:
+        return fastjsonschema.compile({**schema, "$schema": "http://json-schema.org/draft-04/schema#"},
+                                      use_default=False)  # its default fills missing fields in: never
+    except Exception:  # noqa: BLE001 - a schema it cannot compile is checked by jsonschema alone
+        return None
+
+
+# What fastjsonschema reads as jsonschema does. Its draft-4 reading is used because its later ones
+# take 443.0 as an integer; draft 4 has no const (an enum of one string says the same) and reads
+# an items list and exclusiveMinimum differently (not taken).
+_ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "title", "description", "default", "examples", "readOnly",
+                          "writeOnly", "deprecated"})
+_AS_IS = frozenset({"type", "required", "minLength", "maxLength", "minItems", "maxItems", "minProperties",
+                    "maxProperties", "minimum", "maximum"})
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties"})
+_SCHEMA_LISTS = frozenset({"anyOf", "allOf", "oneOf"})
+
+
+def _draft4(schema: Any) -> dict[str, Any] | bool | None:
+    """``schema`` (draft 2020-12) as draft 4 says it, or None where a keyword might be read more
+    loosely there: an enum or const of anything but strings (1 == True to Python), uniqueItems
+    over anything but strings (told apart by their text there), a pattern with a lookaround (its
+    '$' is read as the end of the text), any keyword not listed."""
+    if isinstance(schema, bool):
+        return schema
+    if not isinstance(schema, dict):
+        return None
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _ANNOTATIONS:
+            continue
+        if _as_is(key, value, schema):
+            out[key] = value
+        elif key in _SCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {name: _draft4(sub) for name, sub in value.items()}
+            if any(sub is None for sub in out[key].values()):
+                return None
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            out[key] = [_draft4(sub) for sub in value]
+            if any(sub is None for sub in out[key]):
+                return None
+        elif key in ("not", "additionalProperties", "items") and isinstance(value, (dict, bool)):
+            out[key] = _draft4(value)
+            if out[key] is None:
+                return None
+        elif key in ("const", "enum") and "enum" not in out and all(
+                isinstance(v, str) for v in ([value] if key == "const" else value if isinstance(value, list) else [None])):
+            out["enum"] = [value] if key == "const" else value
+        else:
+            return None
+    return out
+
+
+def _as_is(key: str, value: Any, schema: dict[str, Any]) -> bool:
+    """Whether draft 4 reads this keyword as draft 2020-12 does."""
+    if key == "pattern":
+        return isinstance(value, str) and "(?" not in value
+    if key == "uniqueItems":
+        items = schema.get("items")
+        return value is False or (isinstance(items, dict) and items.get("type") == "string")
+    return key in _AS_IS
 
 
 @dataclass
@@ -137,7 +215,9 @@ def validate(
     # Compared by real path: either may have been reached through a link (realpath, unlike
     # resolve(), does not raise on a link loop).
     var_targets = {os.path.realpath(v) for v in all_var_files}
-    documents = [d for d in documents if os.path.realpath(d.file) not in var_targets]
+    if var_targets:
+        real = {file: os.path.realpath(file) for file in {d.file for d in documents}}
+        documents = [d for d in documents if real[d.file] not in var_targets]
     variables: dict[str, Any] = {}
     for var_file in all_var_files:
         found, problems = manifests.load_variables(var_file)
@@ -193,7 +273,7 @@ def _project(paths: list[Any], documents: list[Document], report: _Reporter) -> 
     rest: list[Document] = []
     for doc in documents:
         is_project = isinstance(doc.data, dict) and doc.data.get("kind") == kinds.PROJECT_KIND
-        in_project_file = Path(doc.file).name == kinds.PROJECT_FILE
+        in_project_file = os.path.basename(doc.file) == kinds.PROJECT_FILE
         if not is_project and not in_project_file:
             rest.append(doc)
             continue
@@ -292,14 +372,12 @@ def _check_secret_use(checked: list[tuple[Document, dict[str, Any], bool]], env:
     secret_variables: set[str] = set()
     for doc, data, _ in checked:
         spec = kinds.get(data["kind"]) if kinds.known(data.get("kind")) else None
-        for path, value in _leaves(doc.data):
-            if spec is not None and _is_secret(spec, path) and isinstance(value, str):
-                secret_variables |= {m["name"] for m in manifests.REFERENCE.finditer(value) if m["source"] == "env"}
+        for value in _secret_texts(spec, doc.data) if spec is not None else ():
+            secret_variables |= {m["name"] for m in manifests.REFERENCE.finditer(value) if m["source"] == "env"}
     for doc, data, _ in checked:
         spec = kinds.get(data["kind"]) if kinds.known(data.get("kind")) else None
-        for path, value in _leaves(doc.data):
-            if not isinstance(value, str):
-                continue
+        # Only a text that holds a reference, or is the key itself, can name the key or a secret.
+        for path, value in _texts(doc.data, lambda text: "${" in text or text in key_values):
             secret_field = spec is not None and _is_secret(spec, path)
             names = {m["name"] for m in manifests.REFERENCE.finditer(value) if m["source"] == "env"}
             named_key = sorted(names & protected) or ([key_values[value]] if value in key_values else [])
@@ -315,15 +393,37 @@ def _check_secret_use(checked: list[tuple[Document, dict[str, Any], bool]], env:
                           "(username, password, secretExtra).")
 
 
-def _leaves(data: Any, path: JsonPath = ()) -> Iterator[tuple[JsonPath, Any]]:
-    if isinstance(data, dict):
-        for key, value in data.items():
-            yield from _leaves(value, (*path, key))
-    elif isinstance(data, list):
-        for i, value in enumerate(data):
-            yield from _leaves(value, (*path, i))
-    else:
-        yield path, data
+def _secret_texts(spec: kinds.Kind, data: Any) -> list[str]:
+    """The texts of a document's secret fields (what ``_is_secret`` says of its leaves)."""
+    body = data.get("spec") if isinstance(data, dict) else None
+    if not isinstance(body, dict):
+        return []
+    texts = [body[name] for name in spec.secret_paths if isinstance(body.get(name), str)]
+    for name in spec.secret_maps:
+        values = body.get(name)
+        values = values.values() if isinstance(values, dict) else values if isinstance(values, list) else ()
+        texts += [value for value in values if isinstance(value, str)]
+    return texts
+
+
+def _texts(data: Any, wanted: Callable[[str], bool]) -> list[tuple[JsonPath, str]]:
+    """The texts among the leaves of ``data`` that ``wanted`` takes, with their paths."""
+    found: list[tuple[JsonPath, str]] = []
+    pending: list[tuple[JsonPath, Any]] = [((), data)]
+    while pending:
+        path, value = pending.pop()
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else None
+        if items is None:
+            if isinstance(value, str) and wanted(value):
+                found.append((path, value))
+            continue
+        for key, item in items:
+            if isinstance(item, str):
+                if wanted(item):
+                    found.append(((*path, key), item))
+            elif isinstance(item, (dict, list)):
+                pending.append(((*path, key), item))
+    return found
 
 
 def _is_secret(spec: kinds.Kind, path: JsonPath) -> bool:
@@ -339,6 +439,15 @@ def _schema_ok(doc: Document, data: Any, kind: str, report: _Reporter, reported:
     """Report the schema errors, except under the top-level fields in ``reported`` (already said)
     and at the exact paths in ``covered`` (said more precisely by another check). True when the
     data has no schema error, or only covered ones."""
+    check = _fast_check(kind)
+    if check is not None:
+        from fastjsonschema import JsonSchemaException
+
+        try:
+            check(data)
+            return True  # no error at all: what jsonschema would say, without its cost
+        except JsonSchemaException:
+            pass  # jsonschema finds every error, each at its path
     errors = [e for e in _validator(kind).iter_errors(data) if tuple(e.absolute_path) not in covered]
     said_missing: set[tuple[JsonPath, int]] = set()
     for error in errors:
@@ -358,6 +467,8 @@ def _schema_ok(doc: Document, data: Any, kind: str, report: _Reporter, reported:
 def _report_schema_error(doc: Document, error: ValidationError, report: _Reporter, said: tuple[str, ...] = ()) -> None:
     """One schema error as diagnostics; ``said``: missing fields already reported (not again)."""
     if error.validator == "anyOf" and error.context:
+        from jsonschema.exceptions import best_match
+
         error = best_match(error.context)
     path = tuple(error.absolute_path)
     where = json_path(path) or "the document"

@@ -27,12 +27,12 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, TypeGuard
 
-from jsonschema import Draft202012Validator
-
 from reconciler.errors import Diagnostic, ReconcilerError
 from reconciler.model import Resource, ResourceKey, State
 
 if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+
     from reconciler.apply import Applier
     from reconciler.client import ApiClient
     from reconciler.diff import FieldChange
@@ -256,10 +256,17 @@ def load_schema(schema_file: str) -> dict[str, Any]:
     return loaded
 
 
+def schema(kind: str) -> Mapping[str, Any]:
+    """The JSON Schema of a kind (or of the project file)."""
+    if kind == PROJECT_KIND:
+        return load_schema("project.schema.json")
+    spec = get(kind)
+    return spec.schema or load_schema(spec.schema_file)
+
+
 @cache
 def validator(kind: str) -> Draft202012Validator:
     """The compiled validator of a kind (or of the project file), built once per process."""
-    if kind == PROJECT_KIND:
-        return Draft202012Validator(load_schema("project.schema.json"))
-    spec = get(kind)
-    return Draft202012Validator(spec.schema or load_schema(spec.schema_file))
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema(kind))

@@ -19,8 +19,6 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-
 from reconciler.diff import FieldChange
 from reconciler.errors import ApiError, Diagnostic, NotFoundError, ServerError
 from reconciler.kinds import GUID, Fetched, FetchScope, Kind
@@ -38,6 +36,8 @@ from reconciler.outcomes import Outcome, RunState, Status
 from reconciler.plan import Action, ApplySettings, Change
 
 if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+
     from reconciler.apply import Applier
     from reconciler.client import ApiClient
 
@@ -483,6 +483,8 @@ def _inputs_validator(contract: Mapping[str, Any]) -> Draft202012Validator:
     connection and credentialRef, and are checked there."""
     cached = _validators.get(id(contract))
     if cached is None or cached[0] is not contract:
+        from jsonschema import Draft202012Validator  # only online checks need it: validate starts without
+
         schema = copy.deepcopy(dict(contract))
         schema.pop("required", None)
         schema.pop("allOf", None)
