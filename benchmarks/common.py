@@ -45,11 +45,13 @@ class ServedSandbox:
         self.proc.wait(timeout=60)
 
 
-def app_manifests(folder: Path, apps: int, regex: str = "") -> None:
-    """N agent-mode postgres crawler manifests in one file (optionally setting temp_table_regex)."""
+def app_manifests(folder: Path, apps: int, regex: str = "", *, schedule: bool = False) -> None:
+    """N agent-mode postgres crawler manifests in one file (optionally setting temp_table_regex,
+    and with ``schedule`` one daily schedule each)."""
     extra = f", temp_table_regex: '{regex}'" if regex else ""
     docs = [f"apiVersion: reconciler/v1\nkind: App\nmetadata: {{name: app-{i:04d}}}\nspec:\n  appId: postgres-crawler\n"
             f"  connection: {{name: conn-{i}}}\n  inputs: {{extraction_method: agent, agent_json: {{agent: a}}{extra}}}\n"
+            + (f"  schedules: [{{cron: '{i % 60} 3 * * *'}}]\n" if schedule else "")
             for i in range(apps)]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "apps.yaml").write_text("---\n".join(docs))

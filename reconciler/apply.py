@@ -3,9 +3,11 @@
 Takes a Plan, the live State it was computed from (fresh), the state file and the options;
 performs the changes in dependency order (kinds by rank: credentials → apps and their schedules
 → workflows; then runs; deletes last, in reverse rank), independent changes of one phase
-concurrently, and records every successful change in the state file at once (atomic write), so
-a crash loses nothing and a re-run converges. A failed change fails only its dependents. Secrets
-are read from the environment here, when they are sent, and never kept.
+concurrently, and records every change in the state file as it is made (appended to the state
+file's journal and synced before the next request; see ``state``), so a crash loses nothing and a
+re-run converges; recording a change costs the same whatever the number of records. A failed
+change fails only its dependents. Secrets are read from the environment here, when they are sent,
+and never kept.
 
 What each kind does is its own module's (``Kind.apply``, ``delete``, ``submit_run``); they call
 back into the ``Applier`` for what every kind shares: the state records, write-ahead intents,
@@ -193,8 +195,8 @@ class Applier:
         return dict(self.tenant.get(key))
 
     def put(self, key: ResourceKey, record: Mapping[str, Any] | None) -> None:
-        """Write an object's record (None: drop it) and the state file at once: atomic, so a crash
-        loses nothing."""
+        """Write an object's record (None: drop it), returning once it is on disk (in the state
+        file's journal; changes of several workers share one sync), so a crash loses nothing."""
         self.state.put(self.tenant_id, str(key), dict(record) if record is not None else None)
 
     def amend(self, key: ResourceKey, **fields: Any) -> dict[str, Any]:

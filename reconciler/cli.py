@@ -497,8 +497,8 @@ def state() -> None:
     """Inspect and repair the state file (what reconciler recorded that the API does not show).
 
     Works on the records of one project (the folder of its reconciler.yaml, --project) and one
-    tenant (ATLAN_BASE_URL or --base-url; unset: the embedded sandbox). Never calls the tenant;
-    forget and resolve take the state file's lock.
+    tenant (ATLAN_BASE_URL or --base-url; unset: the embedded sandbox); compact, on the whole file.
+    Never calls the tenant; forget, resolve and compact take the state file's lock.
     """
 
 
@@ -619,6 +619,36 @@ def state_resolve(address: str, trigger_id: str | None, absent: bool, intent_id:
         done = resolve_intent(the_state.tenant(identity(base_url)), key, intent_id=intent_id, attached=trigger_id)
         the_state.save()
     click.echo(done)
+
+
+@state.command("compact")
+@click.argument("state_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--project", "project_dir", default=".", show_default=True, type=click.Path(),
+              help="The manifests folder (where reconciler.yaml is), when STATE_FILE is not given.")
+@_lock_timeout_option
+def state_compact(state_file: str | None, project_dir: str, lock_timeout: float | None) -> None:
+    """Fold into the state file the journal a stopped apply left beside it.
+
+    Apply records each change in STATE_FILE.journal and folds it into the file when it ends; an
+    apply that was killed leaves it (every command reads it, and the next apply folds it). Run this
+    before committing the state file (the apply workflow does), so that the commit holds everything
+    the apply recorded. STATE_FILE: default, the project's (--project).
+    """
+    import os
+    from pathlib import Path
+
+    from reconciler import render
+    from reconciler.lock import state_lock
+    from reconciler.state import JOURNAL_SUFFIX, fold_journal
+
+    path = Path(os.path.realpath(state_file if state_file is not None else _project_state(project_dir)[0].state_file))
+    journal = path.with_name(path.name + JOURNAL_SUFFIX)
+    if not journal.exists():
+        click.echo(f"No journal beside {path}: nothing to fold.")
+        return
+    with state_lock(path, _lock_timeout(lock_timeout)):
+        folded = fold_journal(path)
+    click.echo(f"Folded {journal.name} into {path} ({render.plural(folded, 'change')}).")
 
 
 @cli.group()

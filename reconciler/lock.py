@@ -1,9 +1,11 @@
 """One writer at a time per state file: an OS file lock (``filelock``) beside the state file.
 
 Takes the state file's path and how long to wait; holds ``.reconciler-locks/<state>.lock``
-beside it for the life of a command that writes the state (apply, ``state forget|resolve``).
-``plan`` takes no lock. The lock folder ignores itself in Git, so that committing the state
-file never commits a lock.
+beside it for the life of a command that writes the state (apply, ``state forget|resolve|compact``,
+``export``). The lock covers the state file's journal (``<state>.journal``) as it covers the file:
+only its holder appends to the journal or folds it in. ``plan`` and ``drift`` take no lock (they
+read the journal and write nothing). The lock folder ignores itself in Git, so that committing the
+state file never commits a lock.
 
 The lock is the kernel's (``flock``): a process that dies, even by SIGKILL, releases it, so a
 lock can never outlive its holder on this machine. Who holds it is written beside it

@@ -18,6 +18,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -849,11 +850,8 @@ APPLY_GITHUB = {"repository": "acme/manifests", "event_name": "push", "ref": "re
                 "sha": "0" * 40}
 
 
-def test_apply_workflow_commits_the_state_back_after_every_apply(sandbox: Sandbox, tmp_path: Path) -> None:
-    """Each apply commits the state file back to main, a failed one too (it records what it did),
-    through a push race; the next run checks it out, so a converged tenant commits nothing."""
-    from tests.conftest import Introspection
-
+def origin_with_manifests(tmp_path: Path) -> Path:
+    """A bare repository whose main holds this repository's specs/ and .github/, as pushed by dev."""
     origin = tmp_path / "origin.git"
     git("init", "-q", "--bare", "-b", "main", str(origin), cwd=tmp_path)
     seed = workspace(tmp_path / "seed")
@@ -861,6 +859,15 @@ def test_apply_workflow_commits_the_state_back_after_every_apply(sandbox: Sandbo
     git("add", "-A", cwd=seed)
     git("commit", "-q", "-m", "manifests", cwd=seed)
     git("push", "-q", str(origin), "main", cwd=seed)
+    return origin
+
+
+def test_apply_workflow_commits_the_state_back_after_every_apply(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Each apply commits the state file back to main, a failed one too (it records what it did),
+    through a push race; the next run checks it out, so a converged tenant commits nothing."""
+    from tests.conftest import Introspection
+
+    origin = origin_with_manifests(tmp_path)
 
     def apply(run: str, before_step: Callable[[str], None] | None = None) -> Job:
         ws = tmp_path / run / "ws"
@@ -915,6 +922,74 @@ def test_apply_workflow_commits_the_state_back_after_every_apply(sandbox: Sandbo
     assert job.outputs("apply")["has_changes"] == "false"
     assert "The state file is unchanged." in job.record("Commit the state file back").stdout
     assert len(log()) == 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["folded", "fold-failed"])
+def test_apply_workflow_commits_what_a_killed_apply_recorded(case: str, sandbox_factory: Callable[..., Sandbox],
+                                                             tmp_path: Path) -> None:
+    """A runner's apply killed mid-way has its records in the journal beside the state file only.
+    The commit step folds the journal in and commits the state file (never the journal); should the
+    fold fail, it commits the journal too, and the next apply folds it in and commits its removal.
+    Either way the next apply, from a fresh checkout, attaches no schedule twice."""
+    from tests.conftest import Introspection
+    from tests.test_safe_apply import spawn_apply
+
+    state_path, journal_path = "specs/reconciler.state.json", "specs/reconciler.state.json.journal"
+    stopped = {"checkout": {"outcome": "success", "conclusion": "success", "outputs": {}},
+               "apply": {"outcome": "failure", "conclusion": "failure", "outputs": {}}}  # killed: it said nothing
+    bins: tuple[Path, ...] = ()
+    if case == "fold-failed":
+        broken = tmp_path / "broken-bin"  # a reconciler that cannot run: the fold fails
+        broken.mkdir()
+        (broken / "reconciler").write_text("#!/bin/sh\necho 'reconciler: cannot run' >&2\nexit 1\n")
+        (broken / "reconciler").chmod(0o755)
+        bins = (broken,)
+    sandbox = sandbox_factory(latency_ms=60)
+    observer = Introspection(sandbox.base_url, TOKEN)
+    origin = origin_with_manifests(tmp_path)
+
+    def run_job(run: str, only: set[str] | None = None) -> Job:
+        ws = tmp_path / run / "ws"
+        if not ws.exists():
+            git("clone", "-q", str(origin), str(ws), cwd=tmp_path)
+        return Job("apply.yml", "apply", ws, tmp_path / run / "temp", github=APPLY_GITHUB, bins=bins if only else (),
+                   **tenant(sandbox)).run(only=only, steps=stopped if only else None)
+
+    def tree() -> list[str]:
+        return git("ls-tree", "-r", "--name-only", "main", cwd=origin).split()
+
+    def committed_slugs() -> set[str]:
+        recorded = json.loads(git("show", f"main:{state_path}", cwd=origin))["projects"]["."]["tenants"]
+        return {r["slug"] for t in recorded.values() for k, r in t["resources"].items() if k.startswith("App/")}
+
+    # A clone of main, and an apply in it killed just after it sent a schedule.
+    ws = tmp_path / "run1" / "ws"
+    git("clone", "-q", str(origin), str(ws), cwd=tmp_path)
+    victim = spawn_apply(sandbox, ws / "specs", ws)
+    assert observer.wait(route="POST v1/app/{slug}/schedule", timeout=60), "no schedule was sent"
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=30)
+    assert (ws / journal_path).exists() and not (ws / state_path).exists()  # all it recorded is there
+
+    commit = run_job("run1", only={"Commit the state file back"}).record("Commit the state file back")
+    assert commit.outcome == "success", commit.stdout + commit.stderr
+    if case == "folded":
+        assert "Folded reconciler.state.json.journal into" in commit.stdout, commit.stdout
+        assert state_path in tree() and journal_path not in tree() and not (ws / journal_path).exists()
+        assert committed_slugs() == {a["slug"] for a in observer.state()["apps"].values()}  # every app it made
+        assert "intents" in git("show", f"main:{state_path}", cwd=origin)  # the schedule it never heard back on
+    else:
+        assert "::error::could not fold" in commit.stdout, commit.stdout
+        assert tree().count(journal_path) == 1 and state_path not in tree()  # there was no file yet
+
+    # The next apply, from a fresh checkout, does the rest: no schedule twice (specs/ has four),
+    # nothing left in a journal, and the state committed names every app on the tenant.
+    job = run_job("run2")
+    assert not job.failed, job.text()
+    assert len(observer.state()["schedules"]) <= 4, observer.state()["schedules"]
+    assert state_path in tree() and journal_path not in tree()
+    assert committed_slugs() == {a["slug"] for a in observer.state()["apps"].values()}
 
 
 def test_apply_workflow_without_a_tenant_fails_and_only_runs_on_main(tmp_path: Path) -> None:

@@ -99,7 +99,7 @@ def test_sigkill_at_random_points_leaves_no_hidden_trigger(sandbox_factory: Call
     """The API hides attached schedules (the real server's behaviour): a kill between a schedule
     POST and its record must leave a visible intent, never a trigger nobody knows of."""
     rng = random.Random(20261121)
-    partial = hidden = lost = intents = 0
+    partial = hidden = lost = intents = journals = 0
     for trial in range(20):
         sandbox = sandbox_factory(latency_ms=20, jitter_ms=20, seed=trial)
         observer = Introspection(sandbox.base_url, TOKEN)
@@ -117,6 +117,10 @@ def test_sigkill_at_random_points_leaves_no_hidden_trigger(sandbox_factory: Call
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
         tenant = observer.state()
+        # What the apply recorded before the kill is in the journal (the file is written at the end):
+        # the records below are the file with the journal replayed, as the next command reads them.
+        journal = work / "m" / "reconciler.state.json.journal"
+        journals += journal.exists()
         records = state_records(work / "m")
         partial += 0 < len(tenant["apps"]) < len(expected)
         hidden += len(hidden_triggers(tenant, records))
@@ -128,6 +132,7 @@ def test_sigkill_at_random_points_leaves_no_hidden_trigger(sandbox_factory: Call
         rerun = apply_cli(sandbox, work / "m", work)
         out, err = rerun.communicate(timeout=120)
         assert rerun.returncode == 0, f"trial {trial}: {out}\n{err}"
+        assert not journal.exists(), f"trial {trial}: the re-run left a journal"  # folded into the file
         assert not hidden_triggers(observer.state(), state_records(work / "m")), f"trial {trial}"
         settled = settle_intents(sandbox, work / "m", work, observer.state())
         intents += settled
@@ -148,10 +153,11 @@ def test_sigkill_at_random_points_leaves_no_hidden_trigger(sandbox_factory: Call
         assert not plan.has_changes, f"trial {trial}: {[(str(c.key), c.fields) for c in plan.changes if c.action.value != 'no-op']}"
         assert not plan.diagnostics, f"trial {trial}: {plan.diagnostics}"
         sandbox.stop()
-    print(f"20 kills: {partial} left a partly applied tenant, {intents} left an intent to settle, "
-          f"{hidden} hidden triggers, {lost} lost records")
+    print(f"20 kills: {partial} left a partly applied tenant, {journals} a journal to replay, {intents} an intent "
+          f"to settle, {hidden} hidden triggers, {lost} lost records")
     assert hidden == 0 and lost == 0
     assert partial >= 5, f"only {partial} of 20 kills landed mid-apply; the kill points are not spread enough"
+    assert journals >= 5, f"only {journals} of 20 kills left a journal: the replay was hardly tried"
 
 
 @pytest.mark.slow

@@ -92,20 +92,45 @@ def test_a_second_apply_fails_on_the_lock_naming_the_holder(sandbox_factory: Cal
 
 
 def test_a_lock_left_by_a_killed_apply_is_freed(sandbox_factory: Callable[..., Sandbox], tmp_path: Path) -> None:
+    """A SIGKILL after the first schedule POST: what the apply recorded is in the journal only (the
+    file is written once, at the end), read by plan and drift without writing, folded by the next
+    apply, which neither repeats nor loses anything and leaves no journal."""
     sandbox = sandbox_factory(latency_ms=100)
     observer = Introspection(sandbox.base_url, TOKEN)
-    folder = manifests(tmp_path, "---\n".join([CRED % ("pg-cred", "db.example.com"), app("k1"), app("k2")]))
+    schedule = "  schedules: [{cron: '0 3 * * *'}]\n"
+    folder = manifests(tmp_path, "---\n".join([CRED % ("pg-cred", "db.example.com"), app("k1", extra=schedule),
+                                                app("k2", extra=schedule)]))
     victim = spawn_apply(sandbox, folder, tmp_path)
-    assert observer.wait(total=3, timeout=30), "the apply did not get under way"
+    # Its answer is 100 ms away: the intent recorded before it is the journal's last word on that app.
+    assert observer.wait(route="POST v1/app/{slug}/schedule", timeout=30), "no schedule was sent"
     victim.send_signal(signal.SIGKILL)
     victim.communicate(timeout=30)
     holder = folder / ".reconciler-locks" / "reconciler.state.json.holder"
     assert json.loads(holder.read_text())["pid"] == victim.pid  # the dead holder's note is still there
+    state_file, journal = folder / "reconciler.state.json", folder / "reconciler.state.json.journal"
+    assert not state_file.exists() and journal.exists()
+    left = journal.read_bytes()
+
+    # Read-only commands replay it in memory: they see the records and the intent, and write nothing.
+    listed = cli(sandbox, "state", "list", "--project", str(folder), cwd=tmp_path)
+    assert "Credential/pg-cred" in listed.stdout and "unverified" in listed.stdout, listed.stdout + listed.stderr
+    planned = cli(sandbox, "plan", str(folder), cwd=tmp_path)
+    assert planned.returncode == 0 and "RC107 warning: App/k" in planned.stdout, planned.stdout + planned.stderr
+    drift = cli(sandbox, "drift", str(folder), cwd=tmp_path)
+    assert drift.returncode in (0, 2), drift.stdout + drift.stderr
+    assert not state_file.exists() and journal.read_bytes() == left
+
     rerun = cli(sandbox, "apply", str(folder), "--auto-approve", cwd=tmp_path, env={"CI": "true"})
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert f"(pid {victim.pid} on" in rerun.stdout and "ended without releasing its lock" in rerun.stdout
-    assert not holder.exists()
-    assert sorted(a["name"] for a in observer.state()["apps"].values()) == ["k1", "k2"]
+    assert not holder.exists() and not journal.exists()
+    tenant = observer.state()
+    assert sorted(a["name"] for a in tenant["apps"].values()) == ["k1", "k2"] and len(tenant["credentials"]) == 1
+    assert len(tenant["schedules"]) <= 2  # an intent's schedule is never attached a second time
+    recorded = records(folder)
+    assert sorted(recorded) == ["App/k1", "App/k2", "Credential/pg-cred"]
+    assert {a["slug"] for a in tenant["apps"].values()} == {r["slug"] for k, r in recorded.items() if k.startswith("App/")}
+    assert any(r.get("intents") for r in recorded.values())  # still visible, until `state resolve` settles it
 
 
 def test_sigint_exits_130_and_leaves_a_valid_state_file(sandbox_factory: Callable[..., Sandbox], tmp_path: Path) -> None:
