@@ -95,6 +95,7 @@ def settle_intents(sandbox: Sandbox, folder: Path, cwd: Path, tenant: dict[str, 
     return settled
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_leaves_no_hidden_trigger(sandbox_factory: Callable[..., Sandbox], tmp_path: Path) -> None:
     """The API hides attached schedules (the real server's behaviour): a kill between a schedule
     POST and its record must leave a visible intent, never a trigger nobody knows of."""

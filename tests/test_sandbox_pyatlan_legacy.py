@@ -1,9 +1,10 @@
 """The legacy (Argo) workflow API and the user, group and token directory, driven by the last release
 of the official SDK that has ``client.workflow`` (pyatlan 10.0.0; 11.0.0 dropped it).
 
-The main run installs a newer pyatlan, where this module skips; ``.ci/run`` runs it again in a
-virtualenv of its own with pyatlan 10.0.0 and ``RECONCILER_REQUIRE_LEGACY_SDK=1``, which turns the
-skip into a failure, so the legacy routes are always driven by the SDK that calls them.
+The main run installs a newer pyatlan, where this module skips; ``.ci/run`` runs it again with
+pyatlan 10.0.0 put ahead on the path (on the newer release's dependencies) and
+``RECONCILER_REQUIRE_LEGACY_SDK=1``, which turns the skip into a failure, so the legacy routes are
+always driven by the SDK that calls them.
 """
 
 from __future__ import annotations
